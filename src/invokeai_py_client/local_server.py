@@ -1,0 +1,271 @@
+"""Run a real InvokeAI server (``invokeai-web``) on loopback, for tests, benchmarks and demos.
+
+The server comes from the ``server`` extra (``pip install 'invokeai-py-client[server]'``). It is
+started in a subprocess of the current interpreter, on a free ``127.0.0.1`` port, with its own
+root directory (a temporary one unless you give one), and its log written to a file.
+
+Example::
+
+    from invokeai_py_client import InvokeAIClient
+    from invokeai_py_client.local_server import LocalServer
+
+    with LocalServer() as server:
+        client = InvokeAIClient.from_url(server.url)
+        print(client.health_check(), client.server_version)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+
+from .exceptions import ServerStartError
+
+__all__ = ["LocalServer", "find_free_port"]
+
+_RUNNING_RE = re.compile(r"running on (https?://[\w.\-]+:(\d+))", re.IGNORECASE)
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalServer:
+    """A real ``invokeai-web`` in a subprocess, bound to ``127.0.0.1`` only.
+
+    Args:
+        root: InvokeAI root directory (models, databases, outputs). A temporary directory,
+            removed on :meth:`stop`, when not given.
+        port: port to listen on; a free one when not given.
+        fast: freeze the app's objects out of the garbage collector once after start-up, so
+            the per-item ``gc.collect()`` of the stock server costs milliseconds instead of
+            about half a second (a stand-in for a fast GPU server).
+        config: extra InvokeAI settings, passed as ``INVOKEAI_<NAME>`` environment variables
+            (for example ``{"max_queue_size": 20}``).
+        startup_timeout: seconds to wait for ``/api/v1/app/version`` to answer.
+        stop_grace: seconds between SIGINT and SIGKILL on :meth:`stop`.
+        log_path: where the server's output goes (default ``<root>/invokeai-web.log``).
+
+    Attributes:
+        url: ``http://127.0.0.1:<port>`` once started.
+        log_path: the log file.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        port: int | None = None,
+        fast: bool = False,
+        config: Mapping[str, Any] | None = None,
+        startup_timeout: float = 120.0,
+        stop_grace: float = 15.0,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._given_root = Path(root) if root is not None else None
+        self._given_port = port
+        self.fast = fast
+        self.config = dict(config or {})
+        self.startup_timeout = startup_timeout
+        self.stop_grace = stop_grace
+        self._given_log = Path(log_path) if log_path is not None else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmp_root: str | None = None
+        self._log_file: IO[bytes] | None = None
+        self.root: Path | None = None
+        self.port: int | None = None
+        self.log_path: Path | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server, e.g. ``http://127.0.0.1:50123``."""
+        if self.port is None:
+            raise ServerStartError("LocalServer is not started; call start() first")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the server, or None when it is not running."""
+        return self._proc.pid if self._proc is not None else None
+
+    def is_running(self) -> bool:
+        """True while the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> LocalServer:
+        """Start the server and wait until it answers. Returns ``self``.
+
+        Raises:
+            ServerStartError: InvokeAI is not installed, the process died, or it did not
+                answer within ``startup_timeout`` seconds (the message ends with the log tail).
+        """
+        if self.is_running():
+            return self
+        try:
+            import invokeai  # noqa: F401
+        except ImportError as exc:
+            raise ServerStartError(
+                "InvokeAI is not installed in this environment; install the server extra: "
+                "pip install 'invokeai-py-client[server]'"
+            ) from exc
+
+        if self._given_root is not None:
+            self.root = self._given_root
+            self.root.mkdir(parents=True, exist_ok=True)
+        else:
+            self._tmp_root = tempfile.mkdtemp(prefix="invokeai-root-")
+            self.root = Path(self._tmp_root)
+        self.port = self._given_port or find_free_port()
+        self.log_path = self._given_log or (self.root / "invokeai-web.log")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+
+        env = dict(os.environ)
+        env.update(
+            {
+                "INVOKEAI_ROOT": str(self.root),
+                "INVOKEAI_HOST": "127.0.0.1",
+                "INVOKEAI_PORT": str(self.port),
+                "PYTHONUNBUFFERED": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+                "HF_HUB_OFFLINE": "1",
+            }
+        )
+        for key, value in self.config.items():
+            env[f"INVOKEAI_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else (
+                str(value)
+            )
+        cmd = [sys.executable, "-m", "invokeai_py_client._launch"]
+        if self.fast:
+            cmd.append("--fast")
+        cmd += ["--", "--root", str(self.root)]
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            cmd,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        checked_port = False
+        with httpx.Client(timeout=2.0, trust_env=False) as http:
+            while True:
+                assert self._proc is not None
+                code = self._proc.poll()
+                if code is not None:
+                    raise ServerStartError(
+                        f"InvokeAI exited with code {code} during start-up.\n"
+                        f"Log ({self.log_path}):\n{self.log_tail()}"
+                    )
+                if not checked_port:
+                    # InvokeAI silently moves to the next port if ours was taken meanwhile.
+                    match = _RUNNING_RE.search(self._read_log())
+                    if match:
+                        self.port = int(match.group(2))
+                        checked_port = True
+                try:
+                    resp = http.get(f"http://127.0.0.1:{self.port}/api/v1/app/version")
+                    if resp.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ServerStartError(
+                        f"InvokeAI did not answer within {self.startup_timeout:.0f} s.\n"
+                        f"Log ({self.log_path}):\n{self.log_tail()}"
+                    )
+                time.sleep(0.2)
+
+    def _read_log(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the server log."""
+        return "\n".join(self._read_log().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop the server: SIGINT, then SIGKILL after ``stop_grace`` seconds.
+
+        Removes the temporary root if this object created it. Safe to call twice.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=self.stop_grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self._proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._tmp_root is not None:
+            shutil.rmtree(self._tmp_root, ignore_errors=True)
+            self._tmp_root = None
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would. The root is kept."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def restart(self) -> LocalServer:
+        """Stop (keeping the root and port) and start again."""
+        root, port = self.root, self.port
+        tmp = self._tmp_root
+        self._tmp_root = None  # keep the directory across the restart
+        self.stop()
+        self._tmp_root = tmp
+        self._given_root = root
+        self._given_port = port
+        return self.start()
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else "stopped"
+        return f"LocalServer(url={'http://127.0.0.1:' + str(self.port) if self.port else None!r}, {state}, fast={self.fast})"
