@@ -14,6 +14,7 @@ interpreter before InvokeAI is imported, then hands over to InvokeAI's own ``run
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from typing import Any
@@ -24,10 +25,9 @@ def _declare_torchvision_ops() -> None:
 
     lib = torch.library.Library("torchvision", "DEF")
     for name in ("nms", "qnms"):
-        try:
+        # Already defined (a CPU torchvision build): nothing to fix.
+        with contextlib.suppress(RuntimeError):
             lib.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        except RuntimeError:  # already defined (a CPU torchvision build): nothing to fix
-            pass
     # Keep the library object alive for the life of the process.
     globals()["_TORCHVISION_LIB"] = lib
 

@@ -150,8 +150,8 @@ class LocalServer:
             }
         )
         for key, value in self.config.items():
-            env[f"INVOKEAI_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else (
-                str(value)
+            env[f"INVOKEAI_{key.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else (str(value))
             )
         cmd = [sys.executable, "-m", "invokeai_py_client._launch"]
         if self.fast:
@@ -268,4 +268,5 @@ class LocalServer:
 
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
-        return f"LocalServer(url={'http://127.0.0.1:' + str(self.port) if self.port else None!r}, {state}, fast={self.fast})"
+        url = f"http://127.0.0.1:{self.port}" if self.port else None
+        return f"LocalServer(url={url!r}, {state}, fast={self.fast})"

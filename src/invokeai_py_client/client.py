@@ -1,0 +1,300 @@
+"""The connection to one InvokeAI server, and the repositories hanging off it.
+
+Example::
+
+    from invokeai_py_client import InvokeAIClient
+
+    with InvokeAIClient.from_url("http://127.0.0.1:9090") as client:
+        if client.health_check():
+            print("InvokeAI", client.server_version)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ._http import AsyncHttpTransport, HttpTransport
+from .exceptions import InvokeAIError
+
+if TYPE_CHECKING:
+    from .board import BoardRepository
+    from .dnn_model import DnnModelRepository
+    from .events import EventHub
+    from .images import ImageRepository
+    from .queue import QueueClient
+    from .workflow import WorkflowRepository
+    from .workflow.schema import NodeSchemaIndex
+
+__all__ = ["InvokeAIClient"]
+
+API_PREFIX = "/api/v1"
+
+
+def _split_base_path(base_path: str) -> str:
+    """Return the URL prefix in front of ``/api/v1`` (``""`` for a server at the root)."""
+    path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+    if path.endswith(API_PREFIX):
+        path = path[: -len(API_PREFIX)]
+    elif path.endswith("/api/v2"):
+        path = path[: -len("/api/v2")]
+    return path.rstrip("/")
+
+
+class InvokeAIClient:
+    """A client for one InvokeAI server.
+
+    Args:
+        host: server host name or address.
+        port: server port.
+        use_https: use ``https://``.
+        timeout: seconds per HTTP request.
+        base_path: where the API lives, ``/api/v1`` by default; a server behind a reverse
+            proxy under ``/invoke`` uses ``/invoke/api/v1`` (or just ``/invoke``).
+        api_key: token for multi-user servers, sent as ``Authorization: Bearer``. It never
+            appears in ``repr``, logs or error messages.
+        verify_ssl: verify TLS certificates.
+        max_retries: retries for requests that cannot create work twice.
+
+    Example::
+
+        client = InvokeAIClient(host="192.168.1.100", port=9090, use_https=True, timeout=60.0)
+        client = InvokeAIClient.from_url("https://invoke.example.com/invoke")
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 9090,
+        use_https: bool = False,
+        timeout: float = 30.0,
+        base_path: str = API_PREFIX,
+        api_key: str | None = None,
+        verify_ssl: bool = True,
+        max_retries: int = 3,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.use_https = use_https
+        self.timeout = float(timeout)
+        self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        self.verify_ssl = verify_ssl
+        self.max_retries = max_retries
+        self._api_key = api_key
+        scheme = "https" if use_https else "http"
+        host_part = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        self._root = f"{scheme}://{host_part}:{self.port}{_split_base_path(self.base_path)}"
+        self._transport_kwargs: dict[str, Any] = {
+            "timeout": self.timeout,
+            "api_key": api_key,
+            "verify_ssl": verify_ssl,
+            "max_retries": max_retries,
+        }
+        self.http = HttpTransport(self._root, **self._transport_kwargs)
+        self._async_transports: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncHttpTransport
+        ] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> InvokeAIClient:
+        """Create a client from a URL such as ``http://localhost:9090``.
+
+        The scheme sets ``use_https``; a missing port means 80 / 443 for an explicit
+        scheme, and 9090 (InvokeAI's default) for a bare ``host[:port]``. A path becomes the
+        ``base_path`` prefix (``/api/v1`` is appended unless the path already ends with it).
+        Other keyword arguments go to the constructor.
+
+        Example::
+
+            InvokeAIClient.from_url("http://127.0.0.1:9090")
+            InvokeAIClient.from_url("https://gpu-box.lan/invoke", api_key="...")
+        """
+        text = url.strip()
+        if not text:
+            raise InvokeAIError("empty server URL; expected e.g. http://127.0.0.1:9090")
+        has_scheme = "://" in text
+        parts = urlsplit(text if has_scheme else f"http://{text}")
+        if parts.scheme not in ("http", "https"):
+            raise InvokeAIError(
+                f"unsupported URL scheme {parts.scheme!r} in {url!r}; use http:// or https://"
+            )
+        if not parts.hostname:
+            raise InvokeAIError(f"no host in server URL {url!r}; expected e.g. http://host:9090")
+        try:
+            explicit_port = parts.port
+        except ValueError as exc:
+            raise InvokeAIError(f"invalid port in server URL {url!r}") from exc
+        use_https = parts.scheme == "https"
+        if explicit_port is not None:
+            port = explicit_port
+        elif has_scheme:
+            port = 443 if use_https else 80
+        else:
+            port = 9090
+        path = parts.path.rstrip("/")
+        if not path:
+            base_path = API_PREFIX
+        elif path.endswith(API_PREFIX):
+            base_path = path
+        else:
+            base_path = path + API_PREFIX
+        kwargs.setdefault("base_path", base_path)
+        return cls(host=parts.hostname, port=port, use_https=use_https, **kwargs)
+
+    # ------------------------------------------------------------------ URLs
+
+    @property
+    def base_url(self) -> str:
+        """The v1 API root, e.g. ``http://localhost:9090/api/v1``."""
+        return self._root + API_PREFIX
+
+    @property
+    def server_url(self) -> str:
+        """The server root (scheme, host, port and any proxy prefix)."""
+        return self._root
+
+    @property
+    def api_key(self) -> str | None:
+        """The configured token (kept out of ``repr``)."""
+        return self._api_key
+
+    # ------------------------------------------------------------------ basics
+
+    def health_check(self) -> bool:
+        """True if the server answers ``/api/v1/app/version``; never raises.
+
+        Example::
+
+            if not client.health_check():
+                raise SystemExit("InvokeAI is not reachable")
+        """
+        try:
+            resp = self.http.request("GET", f"{API_PREFIX}/app/version", retry=False)
+            return bool(resp.json().get("version"))
+        except Exception:  # health_check's contract: a bool, whatever went wrong
+            return False
+
+    @property
+    def server_version(self) -> str:
+        """The server's InvokeAI version string, e.g. ``"6.14.2"`` (asked once, then cached)."""
+        if "version" not in self._cache:
+            self._cache["version"] = str(self.http.get_json(f"{API_PREFIX}/app/version")["version"])
+        return str(self._cache["version"])
+
+    def node_schema(self, refresh: bool = False) -> NodeSchemaIndex:
+        """The server's node-type schemas, read once from ``/openapi.json`` and cached."""
+        from .workflow.schema import NodeSchemaIndex
+
+        with self._lock:
+            if refresh or "node_schema" not in self._cache:
+                openapi = self.http.get_json("/openapi.json")
+                self._cache["node_schema"] = NodeSchemaIndex.from_openapi(openapi)
+            return self._cache["node_schema"]  # type: ignore[no-any-return]
+
+    def async_http(self) -> AsyncHttpTransport:
+        """The asyncio transport for the running event loop (one per loop)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            transport = self._async_transports.get(loop)
+            if transport is None:
+                transport = AsyncHttpTransport(self._root, **self._transport_kwargs)
+                self._async_transports[loop] = transport
+            return transport
+
+    # ------------------------------------------------------------------ repositories
+
+    def _lazy(self, name: str, factory: Any) -> Any:
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = factory(self)
+            return self._cache[name]
+
+    @property
+    def workflow_repo(self) -> WorkflowRepository:
+        """Create workflow handles: ``client.workflow_repo.create_workflow(definition)``."""
+        from .workflow import WorkflowRepository
+
+        return self._lazy("workflow_repo", WorkflowRepository)  # type: ignore[no-any-return]
+
+    @property
+    def board_repo(self) -> BoardRepository:
+        """Boards and their images."""
+        from .board import BoardRepository
+
+        return self._lazy("board_repo", BoardRepository)  # type: ignore[no-any-return]
+
+    @property
+    def dnn_model_repo(self) -> DnnModelRepository:
+        """Installed models (v2 API)."""
+        from .dnn_model import DnnModelRepository
+
+        return self._lazy("dnn_model_repo", DnnModelRepository)  # type: ignore[no-any-return]
+
+    @property
+    def images(self) -> ImageRepository:
+        """Image records, uploads and downloads, independent of boards."""
+        from .images import ImageRepository
+
+        return self._lazy("images", ImageRepository)  # type: ignore[no-any-return]
+
+    @property
+    def queue(self) -> QueueClient:
+        """The session queue (enqueue, item reads, cancel, retry)."""
+        from .queue import QueueClient
+
+        return self._lazy("queue", QueueClient)  # type: ignore[no-any-return]
+
+    @property
+    def events(self) -> EventHub:
+        """The one socket.io connection this client uses for every subscription."""
+        from .events import EventHub
+
+        return self._lazy("events", EventHub)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close connections (HTTP pools and the event socket). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        hub = self._cache.get("events")
+        if hub is not None and hasattr(hub, "close"):
+            hub.close()
+        self.http.close()
+        for loop, transport in list(self._async_transports.items()):
+            if loop.is_closed():
+                continue
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                running.create_task(transport.aclose())
+            elif not loop.is_running():
+                loop.run_until_complete(transport.aclose())
+        self._async_transports.clear()
+
+    def __enter__(self) -> InvokeAIClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        auth = ", api_key=***" if self._api_key else ""
+        return f"InvokeAIClient({self.server_url!r}{auth})"

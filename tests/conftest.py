@@ -1,0 +1,53 @@
+"""Shared test fixtures.
+
+``server`` is one real InvokeAI server (``LocalServer``, fast mode) for the whole session;
+tests that use it carry ``@pytest.mark.server``. Tests that need their own server (restarts,
+faults, several servers) start one with ``LocalServer`` directly and mark themselves ``slow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from invokeai_py_client import InvokeAIClient
+from invokeai_py_client.local_server import LocalServer
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+EXAMPLES = REPO / "examples" / "workflows"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """One real InvokeAI server on loopback for the session."""
+    root = tmp_path_factory.mktemp("invokeai-root")
+    srv = LocalServer(root, fast=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def client(server: LocalServer) -> Iterator[InvokeAIClient]:
+    """A fresh client connected to the session server."""
+    with InvokeAIClient.from_url(server.url) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` beside the repository (skips the test when it is absent)."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present beside the repository")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    """The example workflows shipped in this repository."""
+    return EXAMPLES
