@@ -1,0 +1,2 @@
+class WorkflowExecutionMixin:
+    """Execution methods (filled in by the execution module)."""
