@@ -1,0 +1,717 @@
+"""Queue events over one socket.io connection per client, usable from threads and asyncio.
+
+:class:`EventHub` (``client.events``) owns a single ``python-socketio`` ``AsyncClient``
+running in a daemon thread with its own event loop. It connects with the websocket transport
+(InvokeAI answers long-polling with HTTP 500) to ``/ws/socket.io``, sends the api key as
+socket auth and as ``Authorization: Bearer`` when the client has one, and joins the queue's
+room (``subscribe_queue``) after every (re)connect. When the socket drops it reconnects by
+itself with capped exponential backoff.
+
+Callers subscribe to the events of some item ids and/or batch ids (dispatch is a dict lookup,
+so thousands of items on one connection cost nothing extra) and receive them in a thread-safe
+queue, an asyncio queue, or a callback. Every event is a ``dict`` with an ``event_type`` key
+plus the server's payload (``item_id``, ``batch_id``, ``status``...); ``invocation_progress``
+events also get ``progress`` (the server's ``percentage``). The hub adds two synthetic events:
+``hub_disconnected`` and ``hub_reconnected``, delivered to every subscription.
+
+Waiting for items (:meth:`EventHub.iter_finished` / :meth:`EventHub.aiter_finished`) follows
+the rule "events wake, the server decides": a ``queue_item_status_changed`` event with a final
+status wakes the waiter, which then reads the item from the server; a slow safety poll (cheap
+summaries, never full items) covers missed events, and when the socket is down the waiter
+polls with backoff until it is back. Subscribe before enqueueing and nothing is missed.
+
+Example::
+
+    hub = client.events
+    with hub.subscribe(batch_ids=[batch_id]) as sub:
+        result = client.queue.enqueue_batch(body)
+        for item in hub.iter_finished(result["item_ids"], subscription=sub, timeout=60):
+            print(item["item_id"], item["status"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue as _queue
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import socketio
+
+from .exceptions import JobTimeoutError
+from .queue import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from .client import InvokeAIClient
+
+__all__ = ["AsyncSubscription", "EventHub", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+EventDict = dict[str, Any]
+EventCallback = Callable[[EventDict], None]
+
+#: Synthetic events the hub delivers to every subscription.
+HUB_DISCONNECTED = "hub_disconnected"
+HUB_RECONNECTED = "hub_reconnected"
+STATUS_CHANGED = "queue_item_status_changed"
+
+
+def _as_event(event: str, data: Any) -> EventDict:
+    evt: EventDict = {"event_type": event}
+    if isinstance(data, Mapping):
+        evt.update(data)
+    elif data is not None:
+        evt["data"] = data
+    if event == "invocation_progress" and "progress" not in evt:
+        evt["progress"] = evt.get("percentage")
+    return evt
+
+
+class Subscription:
+    """Events of some items / batches (or all events), delivered to a queue or a callback.
+
+    Create with :meth:`EventHub.subscribe`. Without a callback, read with :meth:`get`. Use it
+    as a context manager, or call :meth:`close`, to stop delivery.
+
+    Example::
+
+        with client.events.subscribe(item_ids=[42]) as sub:
+            evt = sub.get(timeout=5)  # None on timeout
+    """
+
+    def __init__(
+        self,
+        hub: EventHub,
+        item_ids: Iterable[int] = (),
+        batch_ids: Iterable[str] = (),
+        *,
+        all_events: bool = False,
+        callback: EventCallback | None = None,
+        keep_queue: bool = False,
+    ) -> None:
+        self._hub = hub
+        self.keep_queue = keep_queue or callback is None
+        self.item_ids: set[int] = {int(i) for i in item_ids}
+        self.batch_ids: set[str] = {str(b) for b in batch_ids}
+        self.all_events = all_events
+        self._callback = callback
+        self._queue: _queue.SimpleQueue[EventDict] = _queue.SimpleQueue()
+        self.closed = False
+
+    # -- called by the hub thread; must not block
+    def _deliver(self, evt: EventDict) -> None:
+        if self.closed:
+            return
+        if self._callback is not None:
+            try:
+                self._callback(evt)
+            except Exception:  # a user callback must not kill the hub's socket loop
+                log.exception("event callback failed for %s", evt.get("event_type"))
+        if self.keep_queue:
+            self._queue.put(evt)
+
+    def add_items(self, item_ids: Iterable[int]) -> None:
+        """Also receive the events of these item ids."""
+        self._hub._index_add(self, item_ids=[int(i) for i in item_ids])
+
+    def add_batches(self, batch_ids: Iterable[str]) -> None:
+        """Also receive the events of these batch ids."""
+        self._hub._index_add(self, batch_ids=[str(b) for b in batch_ids])
+
+    def get(self, timeout: float | None = None) -> EventDict | None:
+        """The next event, or ``None`` after ``timeout`` seconds (blocking; sync callers)."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except _queue.Empty:
+            return None
+
+    def get_nowait(self) -> EventDict | None:
+        """The next event if one is waiting, else ``None``."""
+        try:
+            return self._queue.get_nowait()
+        except _queue.Empty:
+            return None
+
+    def close(self) -> None:
+        """Stop receiving events (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self._hub._index_remove(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncSubscription(Subscription):
+    """A :class:`Subscription` whose events land in an ``asyncio.Queue`` of the caller's loop.
+
+    Create with :meth:`EventHub.asubscribe` (inside a running loop); read with ``await get()``.
+    A ``callback`` runs in the caller's loop (a coroutine function is scheduled as a task).
+    """
+
+    def __init__(
+        self,
+        hub: EventHub,
+        item_ids: Iterable[int] = (),
+        batch_ids: Iterable[str] = (),
+        *,
+        all_events: bool = False,
+        callback: Callable[[EventDict], Any] | None = None,
+        keep_queue: bool = False,
+    ) -> None:
+        super().__init__(
+            hub,
+            item_ids,
+            batch_ids,
+            all_events=all_events,
+            keep_queue=keep_queue or callback is None,
+        )
+        self._loop = asyncio.get_running_loop()
+        self._aqueue: asyncio.Queue[EventDict] = asyncio.Queue()
+        self._acallback = callback
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _deliver(self, evt: EventDict) -> None:
+        if self.closed:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._on_loop, evt)
+        except RuntimeError:  # the caller's loop is closed: nobody is listening any more
+            self.closed = True
+
+    def _on_loop(self, evt: EventDict) -> None:
+        if self.closed:
+            return
+        if self.keep_queue:
+            self._aqueue.put_nowait(evt)
+        if self._acallback is None:
+            return
+        try:
+            result = self._acallback(evt)
+            if asyncio.iscoroutine(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except Exception:  # a user callback must not break the caller's loop
+            log.exception("event callback failed for %s", evt.get("event_type"))
+
+    async def get(self, timeout: float | None = None) -> EventDict | None:  # type: ignore[override]
+        """The next event, or ``None`` after ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self._aqueue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def get_nowait(self) -> EventDict | None:
+        """The next event if one is waiting, else ``None``."""
+        try:
+            return self._aqueue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    async def __aenter__(self) -> AsyncSubscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _WaitState:
+    """Sans-I/O bookkeeping for waiting on many items: what to check and when."""
+
+    def __init__(self, item_ids: Iterable[int], poll_interval: float) -> None:
+        self.pending: set[int] = {int(i) for i in item_ids}
+        self.poll_interval = max(0.05, float(poll_interval))
+        self.to_confirm: set[int] = set()
+        self.check_all = True  # the job may have ended before we subscribed
+        self._backoff = 0.05
+
+    def on_event(self, evt: Mapping[str, Any]) -> None:
+        etype = evt.get("event_type")
+        if etype in (HUB_RECONNECTED, HUB_DISCONNECTED):
+            self.check_all = True
+            self._backoff = 0.05
+        elif etype == STATUS_CHANGED and evt.get("status") in TERMINAL_STATUSES:
+            item_id = evt.get("item_id")
+            if isinstance(item_id, int) and item_id in self.pending:
+                self.to_confirm.add(item_id)
+        elif etype == "queue_items_canceled":
+            ids = evt.get("canceled_item_ids")
+            if isinstance(ids, list):
+                self.to_confirm.update(i for i in ids if i in self.pending)
+        elif etype == "queue_cleared":
+            self.check_all = True
+
+    def next_wait(self, connected: bool) -> float:
+        """Seconds to wait for an event before polling the server again."""
+        if connected:
+            self._backoff = 0.05
+            return self.poll_interval
+        wait = self._backoff
+        self._backoff = min(self._backoff * 2, self.poll_interval)
+        return wait * random.uniform(0.8, 1.2)
+
+    def take_checks(self) -> list[int]:
+        ids = sorted(self.pending) if self.check_all else sorted(self.to_confirm & self.pending)
+        self.check_all = False
+        self.to_confirm.clear()
+        return ids
+
+
+class EventHub:
+    """One socket.io connection for a client; subscriptions and waits by item / batch id.
+
+    The connection is opened lazily (first subscribe or wait) in a daemon thread and closed by
+    :meth:`close` (``client.close()`` calls it).
+
+    Attributes:
+        stats: counters (``connects``, ``disconnects``, ``events``, ``polls``) for diagnostics.
+        reconnect_delay: first delay before reconnecting (doubles up to ``reconnect_delay_max``).
+    """
+
+    def __init__(self, client: InvokeAIClient, queue_id: str = "default") -> None:
+        self._client = client
+        self.queue_id = queue_id
+        self.reconnect_delay = 0.25
+        self.reconnect_delay_max = 5.0
+        self.stats: dict[str, int] = {"connects": 0, "disconnects": 0, "events": 0, "polls": 0}
+        self._lock = threading.Lock()
+        self._by_item: dict[int, set[Subscription]] = {}
+        self._by_batch: dict[str, set[Subscription]] = {}
+        self._all: set[Subscription] = set()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sio: socketio.AsyncClient | None = None
+        self._connected = threading.Event()
+        self._closing = False
+        self._dropped: asyncio.Event | None = None
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def connected(self) -> bool:
+        """True while the socket is up and subscribed to the queue's room."""
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Start the background thread and connect (returns at once; idempotent)."""
+        with self._lock:
+            if self._thread is not None or self._closing:
+                return
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._thread = threading.Thread(
+                target=self._thread_main, name="invokeai-events", daemon=True
+            )
+            self._thread.start()
+
+    def wait_connected(self, timeout: float = 5.0) -> bool:
+        """Start if needed and wait up to ``timeout`` s for the socket; True when connected."""
+        self.start()
+        return self._connected.wait(timeout)
+
+    def _thread_main(self) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._supervise())
+        finally:
+            self._loop.close()
+
+    def _socket_target(self) -> tuple[str, str]:
+        parts = urlsplit(self._client.server_url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        prefix = parts.path.rstrip("/")
+        return origin, f"{prefix}/ws/socket.io"
+
+    async def _supervise(self) -> None:
+        delay = self.reconnect_delay
+        origin, path = self._socket_target()
+        api_key = self._client.api_key
+        while not self._closing:
+            sio = socketio.AsyncClient(
+                reconnection=False, ssl_verify=self._client.verify_ssl, logger=False
+            )
+            self._dropped = asyncio.Event()
+            sio.on("*", self._on_any)
+            sio.on("disconnect", self._make_on_disconnect(self._dropped))
+            self._sio = sio
+            try:
+                await sio.connect(
+                    origin,
+                    socketio_path=path,
+                    transports=["websocket"],
+                    headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+                    auth={"token": api_key} if api_key else None,
+                    wait_timeout=10,
+                )
+                try:
+                    await sio.call("subscribe_queue", {"queue_id": self.queue_id}, timeout=5)
+                except socketio.exceptions.TimeoutError:
+                    await sio.emit("subscribe_queue", {"queue_id": self.queue_id})
+                self.stats["connects"] += 1
+                self.last_error = None
+                delay = self.reconnect_delay
+                self._connected.set()
+                self._broadcast(_as_event(HUB_RECONNECTED, None))
+                await self._dropped.wait()
+            except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.debug("event socket connect failed: %s", self.last_error)
+            finally:
+                if self._connected.is_set():
+                    self._connected.clear()
+                    self.stats["disconnects"] += 1
+                    self._broadcast(_as_event(HUB_DISCONNECTED, None))
+                if sio.connected:
+                    await sio.disconnect()
+            if self._closing:
+                break
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.reconnect_delay_max)
+
+    def _make_on_disconnect(self, dropped: asyncio.Event) -> Callable[..., None]:
+        def on_disconnect(*_args: Any) -> None:
+            dropped.set()
+
+        return on_disconnect
+
+    async def _on_any(self, event: str, data: Any = None) -> None:
+        self.stats["events"] += 1
+        evt = _as_event(event, data)
+        if event == "queue_cleared":
+            self._broadcast(evt)
+            return
+        item_ids: list[Any] = [evt.get("item_id")]
+        # cancel_by_batch_ids / retry announce many items at once, without item_id / batch_id
+        for key in ("canceled_item_ids", "retried_item_ids"):
+            extra = evt.get(key)
+            if isinstance(extra, list):
+                item_ids.extend(extra)
+        batch_id = evt.get("batch_id")
+        with self._lock:
+            targets = set(self._all)
+            for item_id in item_ids:
+                if item_id is not None:
+                    targets.update(self._by_item.get(item_id, ()))
+            if batch_id is not None:
+                targets.update(self._by_batch.get(batch_id, ()))
+        for sub in targets:
+            sub._deliver(evt)
+
+    def _broadcast(self, evt: EventDict) -> None:
+        with self._lock:
+            subs: set[Subscription] = set(self._all)
+            for group in self._by_item.values():
+                subs.update(group)
+            for group in self._by_batch.values():
+                subs.update(group)
+        for sub in subs:
+            sub._deliver(evt)
+
+    def drop_connection(self) -> None:
+        """Close the socket abruptly, as a network failure would; the hub reconnects itself.
+
+        Meant for testing fault handling. Waiters fall back to polling meanwhile.
+        """
+        loop, sio = self._loop, self._sio
+        if loop is None or sio is None or not self.connected:
+            return
+
+        async def _drop() -> None:
+            await sio.eio.disconnect(abort=True)
+            if self._dropped is not None:
+                self._dropped.set()
+
+        asyncio.run_coroutine_threadsafe(_drop(), loop).result(timeout=5)
+
+    def close(self) -> None:
+        """Disconnect and stop the background thread (idempotent)."""
+        self._closing = True
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+
+            def _stop() -> None:
+                if self._dropped is not None:
+                    self._dropped.set()
+
+            with contextlib.suppress(RuntimeError):  # loop already finished
+                loop.call_soon_threadsafe(_stop)
+            thread.join(timeout=5)
+        self._connected.clear()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _index_add(
+        self, sub: Subscription, item_ids: Iterable[int] = (), batch_ids: Iterable[str] = ()
+    ) -> None:
+        with self._lock:
+            if sub.closed:
+                return
+            for i in item_ids:
+                sub.item_ids.add(i)
+                self._by_item.setdefault(i, set()).add(sub)
+            for b in batch_ids:
+                sub.batch_ids.add(b)
+                self._by_batch.setdefault(b, set()).add(sub)
+            if sub.all_events:
+                self._all.add(sub)
+
+    def _index_remove(self, sub: Subscription) -> None:
+        with self._lock:
+            for i in sub.item_ids:
+                group = self._by_item.get(i)
+                if group is not None:
+                    group.discard(sub)
+                    if not group:
+                        del self._by_item[i]
+            for b in sub.batch_ids:
+                bgroup = self._by_batch.get(b)
+                if bgroup is not None:
+                    bgroup.discard(sub)
+                    if not bgroup:
+                        del self._by_batch[b]
+            self._all.discard(sub)
+
+    def subscribe(
+        self,
+        item_ids: Iterable[int] = (),
+        batch_ids: Iterable[str] = (),
+        *,
+        all_events: bool = False,
+        callback: EventCallback | None = None,
+        keep_queue: bool = False,
+    ) -> Subscription:
+        """Receive the events of these items / batches (or every event with ``all_events``).
+
+        Without ``callback`` (or with ``keep_queue=True``) events queue up for
+        :meth:`Subscription.get`; a ``callback`` runs in the hub's thread and must return
+        quickly. Starts the connection if needed.
+        """
+        sub = Subscription(self, all_events=all_events, callback=callback, keep_queue=keep_queue)
+        self._index_add(sub, [int(i) for i in item_ids], [str(b) for b in batch_ids])
+        self.start()
+        return sub
+
+    def asubscribe(
+        self,
+        item_ids: Iterable[int] = (),
+        batch_ids: Iterable[str] = (),
+        *,
+        all_events: bool = False,
+        callback: Callable[[EventDict], Any] | None = None,
+        keep_queue: bool = False,
+    ) -> AsyncSubscription:
+        """Like :meth:`subscribe`, for asyncio: events go to the running loop."""
+        sub = AsyncSubscription(
+            self, all_events=all_events, callback=callback, keep_queue=keep_queue
+        )
+        self._index_add(sub, [int(i) for i in item_ids], [str(b) for b in batch_ids])
+        self.start()
+        return sub
+
+    # ------------------------------------------------------------------ waiting
+
+    def iter_finished(
+        self,
+        item_ids: Iterable[int],
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 2.0,
+        fetch_full: bool = False,
+        subscription: Subscription | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield each item once it is completed, failed or canceled (in finishing order).
+
+        Yields summaries (``item_id``, ``status``, ``batch_id``, timestamps), or full queue
+        items with ``fetch_full=True``. ``poll_interval`` is the safety poll while the socket is
+        up; while it is down the server is polled with backoff starting at 50 ms. ``on_event``
+        sees every event of those items, in the caller's thread. Items the server no longer
+        has are yielded as ``{"item_id": id, "status": "missing"}``.
+
+        Raises:
+            JobTimeoutError: ``timeout`` seconds passed with items still unfinished.
+        """
+        state = _WaitState(item_ids, poll_interval)
+        own = subscription is None
+        sub = subscription if subscription is not None else self.subscribe(item_ids=state.pending)
+        if not own:
+            sub.add_items(state.pending)
+        self.start()
+        queue_client = self._client.queue
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while state.pending:
+                evt = sub.get_nowait()  # events already queued go first (and to on_event)
+                while evt is not None:
+                    self._note(state, evt, on_event)
+                    evt = sub.get_nowait()
+                ids = state.take_checks()
+                if ids:
+                    self.stats["polls"] += 1
+                    rows = (
+                        queue_client.items_by_ids(ids)
+                        if fetch_full and len(ids) <= 4
+                        else queue_client.item_summaries(ids)
+                    )
+                    done = self._finished_rows(state, ids, rows)
+                    if fetch_full:
+                        full_needed = [r["item_id"] for r in done if "session" not in r]
+                        fulls = (
+                            {int(r["item_id"]): r for r in queue_client.items_by_ids(full_needed)}
+                            if full_needed
+                            else {}
+                        )
+                        done = [fulls.get(int(r["item_id"]), r) for r in done]
+                    yield from done
+                    if not state.pending:
+                        break
+                wait = state.next_wait(self.connected)
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        first = min(state.pending)
+                        raise JobTimeoutError(
+                            f"{len(state.pending)} item(s) not finished after {timeout}s "
+                            f"(first: {first})",
+                            item_id=first,
+                        )
+                    wait = min(wait, remaining)
+                evt = sub.get(timeout=wait)
+                if evt is None:
+                    state.check_all = True
+                    continue
+                self._note(state, evt, on_event)
+        finally:
+            if own:
+                sub.close()
+
+    async def aiter_finished(
+        self,
+        item_ids: Iterable[int],
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 2.0,
+        fetch_full: bool = False,
+        subscription: AsyncSubscription | None = None,
+        on_event: Callable[[EventDict], Any] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Asyncio twin of :meth:`iter_finished` (HTTP through ``client.async_http()``)."""
+        state = _WaitState(item_ids, poll_interval)
+        own = subscription is None
+        sub = subscription if subscription is not None else self.asubscribe(item_ids=state.pending)
+        if not own:
+            sub.add_items(state.pending)
+        self.start()
+        queue_client = self._client.queue
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while state.pending:
+                aevt = sub.get_nowait()  # events already queued go first (and to on_event)
+                while aevt is not None:
+                    await self._anote(state, aevt, on_event)
+                    aevt = sub.get_nowait()
+                ids = state.take_checks()
+                if ids:
+                    self.stats["polls"] += 1
+                    if fetch_full and len(ids) <= 4:
+                        rows = await queue_client.aitems_by_ids(ids)
+                    else:
+                        rows = await queue_client.aitem_summaries(ids)
+                    done = self._finished_rows(state, ids, rows)
+                    if fetch_full:
+                        full_needed = [r["item_id"] for r in done if "session" not in r]
+                        fulls = (
+                            {
+                                int(r["item_id"]): r
+                                for r in await queue_client.aitems_by_ids(full_needed)
+                            }
+                            if full_needed
+                            else {}
+                        )
+                        done = [fulls.get(int(r["item_id"]), r) for r in done]
+                    for row in done:
+                        yield row
+                    if not state.pending:
+                        break
+                wait = state.next_wait(self.connected)
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        first = min(state.pending)
+                        raise JobTimeoutError(
+                            f"{len(state.pending)} item(s) not finished after {timeout}s "
+                            f"(first: {first})",
+                            item_id=first,
+                        )
+                    wait = min(wait, remaining)
+                evt = await sub.get(timeout=wait)
+                if evt is None:
+                    state.check_all = True
+                    continue
+                await self._anote(state, evt, on_event)
+        finally:
+            if own:
+                sub.close()
+
+    @staticmethod
+    def _note(state: _WaitState, evt: EventDict, on_event: EventCallback | None) -> None:
+        state.on_event(evt)
+        if on_event is not None and evt["event_type"] not in (HUB_DISCONNECTED, HUB_RECONNECTED):
+            on_event(evt)
+
+    @staticmethod
+    async def _anote(
+        state: _WaitState, evt: EventDict, on_event: Callable[[EventDict], Any] | None
+    ) -> None:
+        state.on_event(evt)
+        if on_event is not None and evt["event_type"] not in (HUB_DISCONNECTED, HUB_RECONNECTED):
+            result = on_event(evt)
+            if asyncio.iscoroutine(result):
+                await result
+
+    @staticmethod
+    def _finished_rows(
+        state: _WaitState, ids: list[int], rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        seen: set[int] = set()
+        done: list[dict[str, Any]] = []
+        for row in rows:
+            item_id = int(row["item_id"])
+            seen.add(item_id)
+            if row.get("status") in TERMINAL_STATUSES and item_id in state.pending:
+                state.pending.discard(item_id)
+                done.append(row)
+        for item_id in ids:
+            if item_id not in seen and item_id in state.pending:
+                state.pending.discard(item_id)
+                done.append({"item_id": item_id, "status": "missing"})
+        return done
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "not connected"
+        return f"EventHub({self._client.server_url!r}, {state})"
