@@ -61,12 +61,17 @@ class Axis:
     index: int | None
     values: list[Any]
     key: str | None = None
+    alt: str | None = None
+    group: int | None = None
+    parts: tuple[Axis, ...] = ()
 
     def matches(self, key: str) -> bool:
         """True when ``key`` names this axis (label, Form index, or ``node_id.field``)."""
         k = key.strip()
-        if k == self.label or (self.key is not None and k == self.key):
+        if k in (self.label, self.key, self.alt):
             return True
+        if self.parts:
+            return any(p.matches(k) for p in self.parts)
         if self.index is not None and k.lstrip("-").isdigit() and int(k) == self.index:
             return True
         return k.lower() == self.label.lower()
@@ -168,17 +173,25 @@ def load_axes(run_dir: str | Path, rows: Sequence[Mapping[str, Any]] = ()) -> li
         section = data.get("sweep", data) if isinstance(data, Mapping) else data
         seen: set[str] = set()
         for a in _axis_dicts(section):
-            label = a.get("label") or a.get("name") or a.get("key")
+            label = a.get("name") or a.get("label") or a.get("key")
             if label is None or str(label) in seen:
                 continue
             seen.add(str(label))
             idx = a.get("index", a.get("input_index"))
+            shown = a.get("display")
+            values: list[Any] = shown if isinstance(shown, list) else list(a["values"])
+            key = a.get("key")
+            if key is None and a.get("node_id") and a.get("field_name"):
+                key = f"{a['node_id']}.{a['field_name']}"
+            group = a.get("group")
             axes.append(
                 Axis(
                     label=str(label),
                     index=int(idx) if isinstance(idx, int) else None,
-                    values=list(a["values"]),
-                    key=str(a["key"]) if a.get("key") is not None else None,
+                    values=list(values),
+                    key=str(key) if key is not None else None,
+                    alt=str(a["label"]) if a.get("label") else None,
+                    group=group if isinstance(group, int) else None,
                 )
             )
     if axes:
@@ -209,10 +222,18 @@ def format_value(value: Any) -> str:
         return json.dumps(value, sort_keys=True)
     if isinstance(value, list):
         return ",".join(format_value(v) for v in value)
+    if isinstance(value, tuple):
+        return " / ".join(format_value(v) for v in value)
+    if isinstance(value, Path):
+        return value.name
+    if hasattr(value, "sha256") and hasattr(value, "path"):  # a sweep's LocalImage
+        return Path(str(value.path)).name
     return str(value)
 
 
 def _row_value(row: Mapping[str, Any], axis: Axis) -> Any:
+    if axis.parts:
+        return tuple(_row_value(row, p) for p in axis.parts)
     params = row.get("params") or {}
     if axis.label in params:
         return params[axis.label]
@@ -505,6 +526,28 @@ def _draw_grid(
     )
 
 
+def _dimensions(axes: Sequence[Axis]) -> list[Axis]:
+    """The independent dimensions of a run: zipped axes (same group) become one axis."""
+    by_group: dict[object, list[Axis]] = {}
+    for i, a in enumerate(axes):
+        by_group.setdefault(a.group if a.group is not None else f"axis{i}", []).append(a)
+    dims: list[Axis] = []
+    for members in by_group.values():
+        if len(members) == 1:
+            dims.append(members[0])
+            continue
+        n = min(len(m.values) for m in members)
+        dims.append(
+            Axis(
+                label=" / ".join(m.label for m in members),
+                index=None,
+                values=[tuple(m.values[i] for m in members) for i in range(n)],
+                parts=tuple(members),
+            )
+        )
+    return dims
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -554,8 +597,9 @@ def make_contact_sheets(
 
     x_axis = _pick_axis(axes, x) if x is not None else None
     y_axis = _pick_axis(axes, y) if y is not None else None
-    if x_axis is None and y_axis is None and len(axes) == 2:
-        y_axis, x_axis = axes
+    dims = _dimensions(axes)
+    if x_axis is None and y_axis is None and len(dims) == 2:
+        y_axis, x_axis = dims
     elif (x_axis is None) != (y_axis is None) and len(axes) >= 2:
         chosen = x_axis or y_axis
         other = next(a for a in axes if a is not chosen)
