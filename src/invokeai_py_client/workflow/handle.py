@@ -297,8 +297,11 @@ class WorkflowHandle(WorkflowExecutionMixin):
         new = value.copy_field()
         fields = type(new).model_fields
         for name in _CONSTRAINTS:
-            if name in fields and getattr(new, name) in (None, []) and getattr(current, name):
-                new.__dict__[name] = getattr(current, name)
+            if name not in fields:
+                continue
+            kept = getattr(current, name)
+            if getattr(new, name) in (None, []) and kept not in (None, []):
+                new.__dict__[name] = kept
         try:
             new.validate_field()
         except FieldValueError as exc:
