@@ -1,0 +1,506 @@
+"""``BatchRun``: a sweep submitted as one request, followed to the last image on disk.
+
+Example::
+
+    from invokeai_py_client import InvokeAIClient
+    from invokeai_py_client.run import BatchRun, resume
+    from invokeai_py_client.sweep import Sweep
+
+    client = InvokeAIClient.from_url("http://127.0.0.1:9090")
+    wf = client.workflow_repo.create_workflow_from_file("blur.json")
+    sweep = Sweep().axis("Width", [32, 48, 64]).axis("Blur Radius", [1, 2, 3, 4])
+
+    run = BatchRun(client, wf, sweep, "out/blur-sweep", on_progress=print)
+    run.count              # 12, known before anything is sent
+    run.payload()          # the exact enqueue_batch body (dry run)
+    result = run.run()     # blocking; ``await run.arun()`` in asyncio
+    result.completed, result.manifest
+
+    # after a crash (any point), or to retry failed items:
+    resume("out/blur-sweep", retry_failed=True)
+
+Output directory: ``images/`` (one file per image, named ``0007_width-48_blur-radius-4.png``),
+``manifest.jsonl`` / ``manifest.csv`` / ``run.json`` (see :mod:`.manifest`), and
+``ledger.sqlite`` (see :mod:`.ledger`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from invokeai_py_client.exceptions import InvokeAIError, RunError
+from invokeai_py_client.run._engine import Engine, Progress
+from invokeai_py_client.run.ledger import LEDGER_NAME, Ledger, utc_now
+from invokeai_py_client.run.manifest import (
+    MANIFEST_NAME,
+    write_manifest,
+    write_run_json,
+)
+from invokeai_py_client.sweep import HandleLike, Sweep, SweepPlan
+
+if TYPE_CHECKING:
+    from invokeai_py_client.client import InvokeAIClient
+
+__all__ = ["LEDGER_NAME", "BatchRun", "Progress", "RunResult", "aresume", "resume", "write_outputs"]
+
+ORIGIN = "invokeai_py_client.run"
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a finished (or cancelled) run produced.
+
+    ``ok`` is True when every planned run completed and all its images are on disk.
+    """
+
+    out_dir: Path
+    total: int
+    completed: int
+    failed: int
+    canceled: int
+    remaining: int
+    images: int
+    manifest: Path
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Every run completed, every image downloaded."""
+        return self.completed == self.total and not self.cancelled
+
+
+def _clients(client_or_clients: Any) -> InvokeAIClient:
+    if isinstance(client_or_clients, Sequence) and not isinstance(client_or_clients, str):
+        clients = list(client_or_clients)
+        if len(clients) != 1:
+            raise RunError("a BatchRun on several servers is not supported yet; pass one client")
+        return clients[0]  # type: ignore[no-any-return]
+    return client_or_clients  # type: ignore[no-any-return]
+
+
+def _output_nodes(handle: Any, template: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The nodes whose images the run downloads.
+
+    The handle's output nodes (types with a ``board`` input) that save to the gallery (not
+    intermediate); if none, all of them; without any, every non-intermediate graph node.
+    """
+    out: list[dict[str, Any]] = []
+    getter = getattr(handle, "output_nodes", None)
+    if callable(getter):
+        for o in getter():
+            out.append(
+                {
+                    "node_id": str(o.node_id),
+                    "label": str(getattr(o, "label", "") or o.node_id),
+                    "board_id": getattr(o, "board_id", None),
+                }
+            )
+    nodes = (template.get("batch") or {}).get("graph", {}).get("nodes", {})
+    saved = [o for o in out if not (nodes.get(o["node_id"]) or {}).get("is_intermediate", False)]
+    if saved:
+        return saved
+    if not out:
+        for nid, node in nodes.items():
+            if not node.get("is_intermediate", False):
+                out.append(
+                    {"node_id": str(nid), "label": str(node.get("type", nid)), "board_id": None}
+                )
+    return out
+
+
+class BatchRun:
+    """Run a sweep of a workflow on a server and bring every image home.
+
+    Args:
+        client_or_clients: an :class:`~invokeai_py_client.client.InvokeAIClient` (a list
+            of one is accepted; several servers are not supported yet).
+        handle: the ``WorkflowHandle`` with the fixed input values set.
+        sweep: the :class:`~invokeai_py_client.sweep.Sweep` (``None``: one run).
+        out_dir: the output directory (created; must not hold another run).
+        board: a board id every output node saves to (default: the workflow's own boards).
+        concurrency: parallel image downloads.
+        on_progress: called with a :class:`Progress` after every change.
+        leave_running_on_cancel: on cancel / Ctrl-C, leave the items queued on the server.
+
+    The plan is built at construction: a bad sweep raises
+    :class:`~invokeai_py_client.exceptions.SweepError` before anything is sent, and
+    :attr:`count` / :meth:`payload` show what would be sent.
+    """
+
+    def __init__(
+        self,
+        client_or_clients: InvokeAIClient | Sequence[InvokeAIClient],
+        handle: HandleLike,
+        sweep: Sweep | None,
+        out_dir: str | os.PathLike[str],
+        *,
+        board: str | None = None,
+        concurrency: int = 4,
+        on_progress: Callable[[Progress], Any] | None = None,
+        leave_running_on_cancel: bool = False,
+    ) -> None:
+        self.client = _clients(client_or_clients)
+        self.handle = handle
+        self.sweep = sweep if sweep is not None else Sweep()
+        self.out_dir = Path(out_dir)
+        self.board = board
+        self.concurrency = concurrency
+        self.on_progress = on_progress
+        self.leave_running_on_cancel = leave_running_on_cancel
+        self.plan: SweepPlan = self.sweep.plan(handle)
+        self.output_nodes = _output_nodes(handle, self.plan.template)
+        if board is not None:
+            self._apply_board(board)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.destination = f"ivkrun:{self.run_id}"
+        self._engine: Engine | None = None
+        self._cancel_requested = False
+        self._hooks: dict[str, Callable[[], Any]] = {}
+        self._ledger: Ledger | None = None
+
+    def _apply_board(self, board: str) -> None:
+        nodes = self.plan.template["batch"]["graph"]["nodes"]
+        ids = {o["node_id"] for o in self.output_nodes}
+        template = json.loads(json.dumps(self.plan.template))
+        for nid in ids:
+            if nid in nodes:
+                template["batch"]["graph"]["nodes"][nid]["board"] = {"board_id": board}
+        self.plan = SweepPlan(template=template, axes=self.plan.axes, runs=self.plan.runs)
+        for o in self.output_nodes:
+            o["board_id"] = board
+
+    # ------------------------------------------------------------------ dry run
+
+    @property
+    def count(self) -> int:
+        """How many runs (queue items) the run makes."""
+        return self.plan.count
+
+    def payload(self) -> dict[str, Any]:
+        """The exact enqueue_batch body of the run (local images shown as placeholders)."""
+        return self.plan.payload(destination=self.destination, origin=ORIGIN)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> RunResult:
+        """Run to the end (blocking). Ctrl-C cancels the run's items on the server."""
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> RunResult:
+        """Run to the end (asyncio). Cancelling the task cancels the items on the server."""
+        ledger = self._create_ledger()
+        plan = await _upload_images(self.client, ledger, self.plan)
+        engine = Engine(
+            self.client,
+            ledger,
+            plan,
+            self.out_dir,
+            concurrency=self.concurrency,
+            on_progress=self.on_progress,
+            leave_running_on_cancel=self.leave_running_on_cancel,
+            hooks=self._hooks,
+        )
+        self._engine = engine
+        if self._cancel_requested:
+            engine.cancel_event.set()
+        return await _drive(engine, ledger)
+
+    def cancel(self) -> None:
+        """Stop the run: its items are canceled on the server (unless left running)."""
+        self._cancel_requested = True
+        if self._engine is not None:
+            self._engine.cancel_event.set()
+
+    async def progress(self) -> AsyncIterator[Progress]:
+        """Progress snapshots while :meth:`arun` runs in another task; ends with the run.
+
+        Example::
+
+            task = asyncio.create_task(run.arun())
+            async for p in run.progress():
+                print(p.done, p.remaining, p.eta)
+            result = await task
+        """
+        while self._engine is None:
+            await asyncio.sleep(0.01)
+        q: asyncio.Queue[Progress | None] = asyncio.Queue()
+        self._engine.listeners.append(q)
+        while True:
+            p = await q.get()
+            if p is None:
+                return
+            yield p
+
+    # ------------------------------------------------------------------ ledger
+
+    def _create_ledger(self) -> Ledger:
+        meta = {
+            "run_id": self.run_id,
+            "destination": self.destination,
+            "server": self.client.server_url,
+            "created_at": utc_now(),
+            "workflow": (self.plan.template.get("batch") or {}).get("workflow"),
+            "workflow_name": _workflow_name(self.handle),
+            "sweep": self.sweep.to_dict(),
+            "plan": self.plan.to_dict(),
+            "output_nodes": self.output_nodes,
+            "board": self.board,
+            "uploads": {},
+        }
+        ledger = Ledger.create(self.out_dir, meta)
+        self._ledger = ledger
+        return ledger
+
+
+def _workflow_name(handle: Any) -> str:
+    definition = getattr(handle, "definition", None)
+    name = getattr(definition, "name", None)
+    return str(name) if name else ""
+
+
+async def _upload_images(client: InvokeAIClient, ledger: Ledger, plan: SweepPlan) -> SweepPlan:
+    """Upload each local image once (by content hash), record it, return the final plan."""
+    pending = plan.pending_images()
+    if not pending:
+        return plan
+    names: dict[str, str] = dict(ledger.get_meta("uploads") or {})
+    http = client.async_http()
+    for img in pending:
+        if img.sha256 in names:
+            continue
+        path = Path(img.path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise RunError(f"cannot read image {img.path!r}: {exc}") from exc
+        resp = await http.request(
+            "POST",
+            "/api/v1/images/upload",
+            params={"image_category": "user", "is_intermediate": "false"},
+            files={"file": (path.name, data, "image/png")},
+            retry=False,
+        )
+        names[img.sha256] = str(resp.json()["image_name"])
+        ledger.set_meta("uploads", names)
+    return plan.with_uploads(names)
+
+
+async def _drive(engine: Engine, ledger: Ledger) -> RunResult:
+    """Run the engine; on cancel (event or task cancellation) stop cleanly; write outputs."""
+    interrupted = False
+    try:
+        await engine.run()
+    except asyncio.CancelledError:
+        interrupted = True
+        engine.cancelled = True
+    try:
+        if engine.cancelled:
+            await asyncio.shield(_stop(engine))
+        result = _finish(engine, ledger)
+    finally:
+        for q in engine.listeners:
+            q.put_nowait(None)
+    if interrupted:
+        raise asyncio.CancelledError
+    return result
+
+
+async def _stop(engine: Engine) -> None:
+    if not engine.leave_running:
+        try:
+            await engine.cancel_on_server()
+            await engine._reconcile()
+        except InvokeAIError as exc:
+            raise RunError(f"could not cancel the run's items on the server: {exc}") from exc
+    await engine.finish_downloads()
+
+
+def _finish(engine: Engine, ledger: Ledger) -> RunResult:
+    path = write_outputs(engine.out_dir, ledger, engine.plan, engine.files)
+    c = engine.counts()
+    return RunResult(
+        out_dir=engine.out_dir,
+        total=c["total"],
+        completed=c["completed"],
+        failed=c["failed"],
+        canceled=c["canceled"],
+        remaining=c["remaining"],
+        images=c["images"],
+        manifest=path,
+        cancelled=engine.cancelled,
+    )
+
+
+def write_outputs(out_dir: Path, ledger: Ledger, plan: SweepPlan, files: Mapping[str, Any]) -> Path:
+    """(Re)write manifest.jsonl / manifest.csv / run.json from the ledger."""
+    server = ledger.get_meta("server")
+    outputs = {o["node_id"]: o for o in ledger.get_meta("output_nodes") or []}
+    current: dict[int, Any] = {}
+    for row in ledger.items(include_superseded=False):
+        if row.run_index is not None:
+            current[row.run_index] = row
+    by_item: dict[int, list[Any]] = {}
+    for f in files.values():
+        by_item.setdefault(f.item_id, []).append(f)
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    for r in range(plan.count):
+        item = current.get(r)
+        base: dict[str, Any] = {"run_index": r, "server": server}
+        if item is None:
+            params, indices = plan.run_params(r)
+            base.update(status="not_sent", params=params, param_indices=indices)
+            rows.append(base)
+            counts["not_sent"] = counts.get("not_sent", 0) + 1
+            continue
+        counts[item.status] = counts.get(item.status, 0) + 1
+        base.update(
+            item_id=item.item_id,
+            batch_id=item.batch_id,
+            status=item.status,
+            params=item.params,
+            param_indices=item.param_indices,
+            started_at=item.started_at,
+            completed_at=item.completed_at,
+            error_type=item.error_type,
+            error_message=item.error_message,
+        )
+        produced = sorted(
+            by_item.get(item.item_id, []),
+            key=lambda f: (list(outputs).index(f.node_id) if f.node_id in outputs else 0, f.path),
+        )
+        if not produced:
+            rows.append(base)
+            continue
+        for f in produced:
+            node = outputs.get(f.node_id, {})
+            rows.append(
+                {
+                    **base,
+                    "node_id": f.node_id,
+                    "node_label": node.get("label"),
+                    "board_id": node.get("board_id"),
+                    "image_name": f.image_name,
+                    "path": f.path,
+                    "downloaded_at": f.downloaded_at,
+                }
+            )
+    names = [a.name for a in plan.axes]
+    path = write_manifest(out_dir, rows, names)
+    write_run_json(
+        out_dir,
+        {
+            "run_id": ledger.get_meta("run_id"),
+            "server": server,
+            "workflow": ledger.get_meta("workflow_name"),
+            "created_at": ledger.get_meta("created_at"),
+            "count": plan.count,
+            "runs": plan.runs,
+            "axes": [
+                {
+                    "name": a.name,
+                    "label": a.label,
+                    "index": a.index,
+                    "node_id": a.node_id,
+                    "field_name": a.field_name,
+                    "values": [
+                        v if not hasattr(v, "sha256") else Path(str(getattr(v, "path", ""))).name
+                        for v in a.display
+                    ],
+                    "group": a.group,
+                    "source": a.source,
+                    "kind": a.kind,
+                }
+                for a in plan.axes
+            ],
+            "groups": [[a.name for a in g] for g in plan.groups],
+            "output_nodes": list(outputs.values()),
+            "counts": counts,
+            "manifest": MANIFEST_NAME,
+            "images_dir": "images",
+        },
+    )
+    return path
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def resume(
+    out_dir: str | os.PathLike[str],
+    *,
+    retry_failed: bool = False,
+    client: InvokeAIClient | None = None,
+    concurrency: int = 4,
+    on_progress: Callable[[Progress], Any] | None = None,
+) -> RunResult:
+    """Finish a run from its output directory (blocking); see :func:`aresume`."""
+    return asyncio.run(
+        aresume(
+            out_dir,
+            retry_failed=retry_failed,
+            client=client,
+            concurrency=concurrency,
+            on_progress=on_progress,
+        )
+    )
+
+
+async def aresume(
+    out_dir: str | os.PathLike[str],
+    *,
+    retry_failed: bool = False,
+    client: InvokeAIClient | None = None,
+    concurrency: int = 4,
+    on_progress: Callable[[Progress], Any] | None = None,
+    hooks: Mapping[str, Callable[[], Any]] | None = None,
+) -> RunResult:
+    """Finish a run after the client died at any point.
+
+    Batches recorded ``sending`` are looked up on the server (adopted when it has them,
+    sent again when it has not); items already there are followed; images missing or
+    partial on disk are downloaded again; runs never sent are sent. ``retry_failed`` asks
+    the server to retry the failed items (``retry_items_by_id``). ``client`` defaults to
+    the server URL recorded in the ledger.
+    """
+    out = Path(out_dir)
+    ledger = Ledger.open(out)
+    own_client = client is None
+    if client is None:
+        from invokeai_py_client.client import InvokeAIClient
+
+        client = InvokeAIClient.from_url(
+            str(ledger.get_meta("server")), api_key=os.environ.get("INVOKEAI_API_KEY") or None
+        )
+    try:
+        plan = SweepPlan.from_dict(ledger.get_meta("plan"))
+        plan = await _upload_images(client, ledger, plan)
+        _drop_missing_files(out, ledger)
+        engine = Engine(
+            client, ledger, plan, out, concurrency=concurrency, on_progress=on_progress, hooks=hooks
+        )
+        if retry_failed:
+            await engine.retry_failed()
+        return await _drive(engine, ledger)
+    finally:
+        if own_client:
+            client.close()
+
+
+def _drop_missing_files(out: Path, ledger: Ledger) -> None:
+    """Forget ledger file rows whose file is gone or has the wrong size; remove ``.part``s."""
+    for f in ledger.files().values():
+        p = out / f.path
+        if not p.is_file() or p.stat().st_size != f.bytes:
+            ledger.delete_file(f.image_name)
+    images = out / "images"
+    if images.is_dir():
+        for part in images.glob("*.part"):
+            part.unlink()
