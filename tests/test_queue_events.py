@@ -54,16 +54,18 @@ def test_partial_enqueue_raises_unless_allowed() -> None:
 
 def test_wait_state_polls_with_backoff_only_when_disconnected() -> None:
     state = _WaitState([1, 2], poll_interval=5.0)
-    assert state.take_checks() == [1, 2]  # first check: the job may already be over
-    assert state.take_checks() == []
+    assert state.take_checks() == ([1, 2], False)  # first check: the job may be over already
+    assert state.take_checks() == ([], True)
     assert state.next_wait(connected=True) == 5.0
     waits = [state.next_wait(connected=False) for _ in range(8)]
     assert waits[0] < 0.1 and max(waits) <= 5.0 * 1.2 and waits[-1] > waits[0]
     state.on_event({"event_type": "queue_item_status_changed", "item_id": 2, "status": "failed"})
     state.on_event({"event_type": "queue_item_status_changed", "item_id": 9, "status": "failed"})
-    assert state.take_checks() == [2]
+    assert state.take_checks() == ([2], True)
     state.on_event({"event_type": "queue_items_canceled", "canceled_item_ids": [1, 7]})
-    assert state.take_checks() == [1]
+    assert state.take_checks() == ([1], True)
+    state.on_event({"event_type": "hub_reconnected"})
+    assert state.take_checks() == ([1, 2], False)
 
 
 # --------------------------------------------------------------------------- queue

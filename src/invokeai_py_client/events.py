@@ -193,7 +193,7 @@ class AsyncSubscription(Subscription):
         try:
             self._loop.call_soon_threadsafe(self._on_loop, evt)
         except RuntimeError:  # the caller's loop is closed: nobody is listening any more
-            self.closed = True
+            self.close()
 
     def _on_loop(self, evt: EventDict) -> None:
         if self.closed:
@@ -272,11 +272,13 @@ class _WaitState:
         self._backoff = min(self._backoff * 2, self.poll_interval)
         return wait * random.uniform(0.8, 1.2)
 
-    def take_checks(self) -> list[int]:
+    def take_checks(self) -> tuple[list[int], bool]:
+        """Ids to read from the server now, and whether events said they are all final."""
+        confirmed = not self.check_all
         ids = sorted(self.pending) if self.check_all else sorted(self.to_confirm & self.pending)
         self.check_all = False
         self.to_confirm.clear()
-        return ids
+        return ids, confirmed
 
 
 class EventHub:
@@ -306,6 +308,7 @@ class EventHub:
         self._connected = threading.Event()
         self._closing = False
         self._dropped: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ connection
@@ -335,8 +338,11 @@ class EventHub:
     def _thread_main(self) -> None:
         assert self._loop is not None
         asyncio.set_event_loop(self._loop)
+        self._task = self._loop.create_task(self._supervise())
         try:
-            self._loop.run_until_complete(self._supervise())
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            log.debug("event hub stopped")
         finally:
             self._loop.close()
 
@@ -454,8 +460,8 @@ class EventHub:
         if loop is not None and thread is not None and thread.is_alive():
 
             def _stop() -> None:
-                if self._dropped is not None:
-                    self._dropped.set()
+                if self._task is not None:
+                    self._task.cancel()
 
             with contextlib.suppress(RuntimeError):  # loop already finished
                 loop.call_soon_threadsafe(_stop)
@@ -569,12 +575,14 @@ class EventHub:
                 while evt is not None:
                     self._note(state, evt, on_event)
                     evt = sub.get_nowait()
-                ids = state.take_checks()
+                ids, confirmed = state.take_checks()
                 if ids:
                     self.stats["polls"] += 1
+                    # events said these ended: read the full items at once (one request);
+                    # otherwise a cheap summary read, and full items only for finished ones
                     rows = (
                         queue_client.items_by_ids(ids)
-                        if fetch_full and len(ids) <= 4
+                        if fetch_full and confirmed
                         else queue_client.item_summaries(ids)
                     )
                     done = self._finished_rows(state, ids, rows)
@@ -635,10 +643,10 @@ class EventHub:
                 while aevt is not None:
                     await self._anote(state, aevt, on_event)
                     aevt = sub.get_nowait()
-                ids = state.take_checks()
+                ids, confirmed = state.take_checks()
                 if ids:
                     self.stats["polls"] += 1
-                    if fetch_full and len(ids) <= 4:
+                    if fetch_full and confirmed:
                         rows = await queue_client.aitems_by_ids(ids)
                     else:
                         rows = await queue_client.aitem_summaries(ids)

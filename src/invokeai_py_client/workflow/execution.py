@@ -370,11 +370,11 @@ class WorkflowExecutionMixin:
         return self._final_item(ex)
 
     def _final_item(self, ex: _Execution) -> dict[str, Any]:
+        ex.close()  # every item is final: no more events to follow
         for item in sorted(ex.finished, key=lambda i: int(i["item_id"])):
             _raise_for_item(item)
         if not ex.finished:
             raise JobError(f"batch {ex.batch_id} has no queue items", batch_id=ex.batch_id)
-        ex.close()
         return ex.finished[-1]
 
     def _timeout_error(
