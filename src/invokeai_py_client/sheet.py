@@ -356,7 +356,8 @@ def _sheet_paths(out: Path, pages: int) -> list[Path]:
 def _group_key(
     row: Mapping[str, Any], grid_axes: Sequence[Axis], axes: Sequence[Axis], by_node: bool
 ) -> str:
-    others = [a for a in axes if a not in grid_axes]
+    shown = {id(a) for g in grid_axes for a in (g, *g.parts)}
+    others = [a for a in axes if id(a) not in shown]
     parts = [f"{a.label}={format_value(_row_value(row, a))}" for a in others]
     if by_node:
         parts.append(f"node={row.get('node_label') or row.get('node_id')}")

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,15 +88,20 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
+_EMIT_LOCK = threading.Lock()
+
+
 def emit(obj: Mapping[str, Any]) -> None:
-    """Write one JSON object as one line on stdout (``--json`` mode)."""
-    sys.stdout.write(json.dumps(obj, default=_default, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    """Write one JSON object as one line on stdout (``--json`` mode; thread-safe)."""
+    line = json.dumps(obj, default=_default, ensure_ascii=False) + "\n"
+    with _EMIT_LOCK:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def summary(ok: bool, *, error_code: str | None = None, **fields: Any) -> None:
     """Emit the final ``summary`` object of a ``--json`` command (once)."""
-    if STATE.summary_sent:
+    if STATE.summary_sent or not STATE.json_mode:
         return
     STATE.summary_sent = True
     obj: dict[str, Any] = {"type": "summary", "ok": ok, **fields}

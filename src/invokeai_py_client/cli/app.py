@@ -8,6 +8,7 @@ turns click's own usage errors (an unknown option, a missing argument) into one 
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from typing import Any
@@ -109,6 +110,9 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """The ``ivk`` console script. Returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # a shell starts background jobs with SIGINT ignored; ivk must still stop on Ctrl-C/SIGINT
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if "--debug" in args:
         STATE.debug = True
     STATE.json_mode = "--json" in args

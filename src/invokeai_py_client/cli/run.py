@@ -180,16 +180,13 @@ def resume(
         False, "--retry-failed", help="Also retry items the server failed."
     ),
     json_out: bool = typer.Option(False, "--json", help="JSON lines output."),
-    detach: bool = typer.Option(False, "--detach", help="Resubmit what is missing and exit."),
 ) -> None:
     """Finish a run that was interrupted, detached or killed: nothing lost, nothing twice."""
     STATE.json_mode = json_out
     _require_run_dir(run_dir)
     from ._execute import resume_run
 
-    resume_run(
-        run_dir, server or None, retry_failed=retry_failed, detach=detach, json_mode=json_out
-    )
+    resume_run(run_dir, server or None, retry_failed=retry_failed, json_mode=json_out)
 
 
 def _require_run_dir(run_dir: Path) -> None:
