@@ -172,11 +172,19 @@ def workflow(
 def blur_workflow() -> dict[str, Any]:
     """blank_image -> img_blur -> save_image, with a form of width, radius, board."""
     nodes = [
-        inv_node("canvas", "blank_image", {"width": 64, "height": 64,
-                                           "color": {"r": 0, "g": 0, "b": 0, "a": 255}}),
+        inv_node(
+            "canvas",
+            "blank_image",
+            {"width": 64, "height": 64, "color": {"r": 0, "g": 0, "b": 0, "a": 255}},
+        ),
         inv_node("blur", "img_blur", {"image": unset(), "radius": 4.0, "blur_type": "gaussian"}),
-        inv_node("save", "save_image", {"image": unset(), "board": "auto"},
-                 is_intermediate=False, use_cache=False),
+        inv_node(
+            "save",
+            "save_image",
+            {"image": unset(), "board": "auto"},
+            is_intermediate=False,
+            use_cache=False,
+        ),
     ]
     edges = [edge("canvas", "image", "blur", "image"), edge("blur", "image", "save", "image")]
     form = form_of([("canvas", "width"), ("blur", "radius"), ("save", "board")])

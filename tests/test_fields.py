@@ -39,10 +39,25 @@ from invokeai_py_client.ivk_fields import (
 from invokeai_py_client.workflow.schema import NodeSchemaIndex
 
 ALL_FIELDS: list[type[IvkField[Any]]] = [
-    IvkStringField, IvkIntegerField, IvkFloatField, IvkBooleanField, IvkImageField,
-    IvkBoardField, IvkModelIdentifierField, IvkEnumField, IvkSchedulerField, IvkColorField,
-    IvkBoundingBoxField, IvkCollectionField, IvkLatentsField, IvkTensorField,
-    IvkConditioningField, IvkUNetField, IvkCLIPField, IvkTransformerField, IvkLoRAField,
+    IvkStringField,
+    IvkIntegerField,
+    IvkFloatField,
+    IvkBooleanField,
+    IvkImageField,
+    IvkBoardField,
+    IvkModelIdentifierField,
+    IvkEnumField,
+    IvkSchedulerField,
+    IvkColorField,
+    IvkBoundingBoxField,
+    IvkCollectionField,
+    IvkLatentsField,
+    IvkTensorField,
+    IvkConditioningField,
+    IvkUNetField,
+    IvkCLIPField,
+    IvkTransformerField,
+    IvkLoRAField,
     IvkRawField,
 ]
 
@@ -138,8 +153,11 @@ def test_image_accepts_name_or_dict() -> None:
 
 @pytest.mark.parametrize(
     ("cls", "key"),
-    [(IvkLatentsField, "latents_name"), (IvkTensorField, "tensor_name"),
-     (IvkConditioningField, "conditioning_name")],
+    [
+        (IvkLatentsField, "latents_name"),
+        (IvkTensorField, "tensor_name"),
+        (IvkConditioningField, "conditioning_name"),
+    ],
 )
 def test_named_resources(cls: type[IvkField[Any]], key: str) -> None:
     f = cls.from_api_value({key: "n1"})
@@ -210,8 +228,13 @@ def test_model_identifier_checks_allowed_base_and_type() -> None:
 
 
 def test_model_aliases_are_the_identifier_class() -> None:
-    for alias in (IvkSDXLModelField, IvkFluxModelField, IvkT5EncoderField, IvkCLIPEmbedField,
-                  IvkVAEModelField):
+    for alias in (
+        IvkSDXLModelField,
+        IvkFluxModelField,
+        IvkT5EncoderField,
+        IvkCLIPEmbedField,
+        IvkVAEModelField,
+    ):
         assert alias is IvkModelIdentifierField
 
 

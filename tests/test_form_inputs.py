@@ -105,7 +105,8 @@ def test_corpus_inputs_in_gui_order_with_right_classes(path: Path) -> None:
     for inp in inputs:
         assert inp.node_type == types[inp.node_id]
         assert inp.label and inp.node_name
-        assert inp.jsonpath == f"$.nodes[?(@.id=='{inp.node_id}')].data.inputs.{inp.field_name}.value"
+        path = f"$.nodes[?(@.id=='{inp.node_id}')].data.inputs.{inp.field_name}.value"
+        assert inp.jsonpath == path
         s = SCHEMA.input(inp.node_type, inp.field_name)
         if s is None:
             continue
@@ -155,34 +156,60 @@ def test_root_element_id_is_not_hard_coded() -> None:
 def test_nested_containers_headings_and_dividers() -> None:
     data = blur_workflow()
     els: dict[str, Any] = {
-        "root": {"id": "root", "type": "container",
-                 "data": {"layout": "column", "children": ["h", "row", "d", "f3"]}},
+        "root": {
+            "id": "root",
+            "type": "container",
+            "data": {"layout": "column", "children": ["h", "row", "d", "f3"]},
+        },
         "h": {"id": "h", "type": "heading", "data": {"content": "Title"}},
         "d": {"id": "d", "type": "divider"},
         "t": {"id": "t", "type": "text", "data": {"content": "x"}},
-        "row": {"id": "row", "type": "container",
-                "data": {"layout": "row", "children": ["f2", "t", "f1"]}},
-        "f1": {"id": "f1", "type": "node-field",
-               "data": {"fieldIdentifier": {"nodeId": "canvas", "fieldName": "width"}}},
-        "f2": {"id": "f2", "type": "node-field",
-               "data": {"fieldIdentifier": {"nodeId": "blur", "fieldName": "radius"}}},
-        "f3": {"id": "f3", "type": "node-field",
-               "data": {"fieldIdentifier": {"nodeId": "save", "fieldName": "board"}}},
+        "row": {
+            "id": "row",
+            "type": "container",
+            "data": {"layout": "row", "children": ["f2", "t", "f1"]},
+        },
+        "f1": {
+            "id": "f1",
+            "type": "node-field",
+            "data": {"fieldIdentifier": {"nodeId": "canvas", "fieldName": "width"}},
+        },
+        "f2": {
+            "id": "f2",
+            "type": "node-field",
+            "data": {"fieldIdentifier": {"nodeId": "blur", "fieldName": "radius"}},
+        },
+        "f3": {
+            "id": "f3",
+            "type": "node-field",
+            "data": {"fieldIdentifier": {"nodeId": "save", "fieldName": "board"}},
+        },
     }
     data["form"] = {"elements": els, "rootElementId": "root"}
     wf = handle_for(data)
     assert [(i.field_name, i.element_id) for i in wf.list_inputs()] == [
-        ("radius", "f2"), ("width", "f1"), ("board", "f3")
+        ("radius", "f2"),
+        ("width", "f1"),
+        ("board", "f3"),
     ]
 
 
 def test_empty_form_falls_back_to_exposed_fields() -> None:
     data = blur_workflow()
-    data["form"] = {"elements": {"root": {"id": "root", "type": "container",
-                                          "data": {"layout": "column", "children": []}}},
-                    "rootElementId": "root"}
-    data["exposedFields"] = [{"nodeId": "save", "fieldName": "board"},
-                             {"nodeId": "canvas", "fieldName": "height"}]
+    data["form"] = {
+        "elements": {
+            "root": {
+                "id": "root",
+                "type": "container",
+                "data": {"layout": "column", "children": []},
+            }
+        },
+        "rootElementId": "root",
+    }
+    data["exposedFields"] = [
+        {"nodeId": "save", "fieldName": "board"},
+        {"nodeId": "canvas", "fieldName": "height"},
+    ]
     wf = handle_for(data)
     assert wf.definition.form_source == "exposedFields"
     assert [i.label for i in wf.list_inputs()] == ["Board", "Height"]
@@ -196,9 +223,14 @@ def test_no_form_and_no_exposed_fields_means_no_inputs() -> None:
 
 
 def test_labels_prefer_the_input_label_then_schema_title() -> None:
-    nodes = [inv_node("n", "img_blur", {"radius": labelled(2.0, "Softness"),
-                                        "blur_type": "box", "image": unset()},
-                      label="My Blur")]
+    nodes = [
+        inv_node(
+            "n",
+            "img_blur",
+            {"radius": labelled(2.0, "Softness"), "blur_type": "box", "image": unset()},
+            label="My Blur",
+        )
+    ]
     wf = handle_for(workflow(nodes, form=form_of([("n", "radius"), ("n", "blur_type")])))
     a, b = wf.list_inputs()
     assert (a.label, b.label) == ("Softness", "Blur Type")
@@ -221,11 +253,15 @@ def test_form_settings_come_first() -> None:
     )
     els = data["form"]["elements"]
     els["node-field-0"]["data"]["settings"] = {
-        "type": "string-field-config", "component": "dropdown",
+        "type": "string-field-config",
+        "component": "dropdown",
         "options": [{"label": "A", "value": "a"}, {"label": "B", "value": "b"}],
     }
     els["node-field-1"]["data"]["settings"] = {
-        "type": "integer-field-config", "component": "slider", "min": 1, "max": 10,
+        "type": "integer-field-config",
+        "component": "slider",
+        "min": 1,
+        "max": 10,
     }
     wf = handle_for(data)
     s, i = wf.get_input_value(0), wf.get_input_value(1)
@@ -238,21 +274,39 @@ def test_form_settings_come_first() -> None:
 
 
 def test_value_shape_detection_without_a_schema() -> None:
-    nodes = [inv_node("x", "mystery_pack_node", {
-        "img": {"image_name": "a.png"},
-        "b": {"board_id": "b1"},
-        "m": {"key": "k", "hash": "h", "name": "n", "base": "sdxl", "type": "main"},
-        "c": {"r": 1, "g": 2, "b": 3, "a": 4},
-        "n": 3, "f": 0.5, "t": "text", "yes": True,
-        "odd": {"weird": [1, 2]},
-        "nothing": unset(),
-    })]
+    nodes = [
+        inv_node(
+            "x",
+            "mystery_pack_node",
+            {
+                "img": {"image_name": "a.png"},
+                "b": {"board_id": "b1"},
+                "m": {"key": "k", "hash": "h", "name": "n", "base": "sdxl", "type": "main"},
+                "c": {"r": 1, "g": 2, "b": 3, "a": 4},
+                "n": 3,
+                "f": 0.5,
+                "t": "text",
+                "yes": True,
+                "odd": {"weird": [1, 2]},
+                "nothing": unset(),
+            },
+        )
+    ]
     fields = ["img", "b", "m", "c", "n", "f", "t", "yes", "odd", "nothing"]
     wf = handle_for(workflow(nodes, form=form_of([("x", f) for f in fields])))
     classes = [type(i.field) for i in wf.list_inputs()]
-    assert classes == [IvkImageField, IvkBoardField, IvkModelIdentifierField, IvkColorField,
-                       IvkIntegerField, IvkFloatField, IvkStringField, IvkBooleanField,
-                       IvkRawField, IvkRawField]
+    assert classes == [
+        IvkImageField,
+        IvkBoardField,
+        IvkModelIdentifierField,
+        IvkColorField,
+        IvkIntegerField,
+        IvkFloatField,
+        IvkStringField,
+        IvkBooleanField,
+        IvkRawField,
+        IvkRawField,
+    ]
     odd = wf.get_input_value("odd")
     assert odd.to_api_value() == {"weird": [1, 2]}  # kept exactly, never stringified
     assert wf.get_input_value("nothing").to_api_value() is None
@@ -360,8 +414,13 @@ def test_validate_inputs_names_each_bad_input() -> None:
         inv_node("img", "image", {"image": unset("Source")}),
         inv_node("blur", "img_blur", {"image": unset(), "radius": 2.0}),
     ]
-    wf = handle_for(workflow(nodes, [edge("img", "image", "blur", "image")],
-                             form_of([("img", "image"), ("blur", "radius")])))
+    wf = handle_for(
+        workflow(
+            nodes,
+            [edge("img", "image", "blur", "image")],
+            form_of([("img", "image"), ("blur", "radius")]),
+        )
+    )
     wf.get_input_value(1).__dict__["value"] = -5.0  # bypass validation on purpose
     with pytest.raises(InputValidationError) as info:
         wf.validate_inputs()
@@ -375,8 +434,10 @@ def test_validate_inputs_names_each_bad_input() -> None:
 
 
 def test_validate_inputs_reports_required_inputs_outside_the_form() -> None:
-    nodes = [inv_node("loader", "sdxl_model_loader", {"model": unset()}),
-             inv_node("i", "integer", {"value": 1})]
+    nodes = [
+        inv_node("loader", "sdxl_model_loader", {"model": unset()}),
+        inv_node("i", "integer", {"value": 1}),
+    ]
     wf = handle_for(workflow(nodes, form=form_of([("i", "value")])))
     with pytest.raises(InputValidationError) as info:
         wf.validate_inputs()
@@ -384,8 +445,10 @@ def test_validate_inputs_reports_required_inputs_outside_the_form() -> None:
 
 
 def test_unknown_node_type_with_a_schema() -> None:
-    nodes = [inv_node("old", "canny_image_processor", {"image": unset()}),
-             inv_node("i", "integer", {"value": 1})]
+    nodes = [
+        inv_node("old", "canny_image_processor", {"image": unset()}),
+        inv_node("i", "integer", {"value": 1}),
+    ]
     wf = handle_for(workflow(nodes, form=form_of([("i", "value")])))
     assert wf.list_inputs()[0].label == "Value"  # inputs still work
     with pytest.raises(UnknownNodeTypeError) as info:
@@ -400,8 +463,14 @@ def test_preview() -> None:
     wf = handle_for(blur_workflow())
     rows = wf.preview()
     assert rows[0] == {
-        "index": 0, "label": "Width", "field_name": "width", "node_id": "canvas",
-        "node_name": "Blank Image", "type": "IvkIntegerField", "required": False, "value": 64,
+        "index": 0,
+        "label": "Width",
+        "field_name": "width",
+        "node_id": "canvas",
+        "node_name": "Blank Image",
+        "type": "IvkIntegerField",
+        "required": False,
+        "value": 64,
     }
     assert rows[2]["value"] == "auto"
 

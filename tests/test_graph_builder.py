@@ -15,8 +15,8 @@ from _workflow_helpers import (
     edge,
     fill_unset_models,
     form_of,
-    invokeai_models,
     inv_node,
+    invokeai_models,
     unset,
     uses_retired_type,
     workflow,
@@ -45,8 +45,10 @@ def check_gui_rules(defn: WorkflowDefinition, payload: dict[str, Any]) -> None:
     batch = payload["batch"]
     graph = batch["graph"]
     executable = {
-        n.id for n in defn.nodes.values()
-        if n.kind == "invocation" and n.type not in BATCH_NODE_TYPES
+        n.id
+        for n in defn.nodes.values()
+        if n.kind == "invocation"
+        and n.type not in BATCH_NODE_TYPES
         and not n.type.endswith("_generator")
     }
     assert set(graph["nodes"]) == executable
@@ -69,13 +71,23 @@ def check_gui_rules(defn: WorkflowDefinition, payload: dict[str, Any]) -> None:
             sendable = value is not None and not (name == "board" and value in ("none", "auto"))
             if "value" in inp and sendable and (node_id, name) not in fed:
                 assert gnode.get(name) == value, (node_id, name)
-    keys = [(e["source"]["node_id"], e["source"]["field"], e["destination"]["node_id"],
-             e["destination"]["field"]) for e in graph["edges"]]
+    keys = [
+        (
+            e["source"]["node_id"],
+            e["source"]["field"],
+            e["destination"]["node_id"],
+            e["destination"]["field"],
+        )
+        for e in graph["edges"]
+    ]
     assert len(keys) == len(set(keys)), "duplicate edges"
     for s, _, d, _ in keys:
         assert s in executable and d in executable
-    expected = {(e.source, e.source_handle, e.target, e.target_handle) for e in defn.edges
-                if e.source in executable and e.target in executable}
+    expected = {
+        (e.source, e.source_handle, e.target, e.target_handle)
+        for e in defn.edges
+        if e.source in executable and e.target in executable
+    }
     assert set(keys) == expected
 
 
@@ -112,8 +124,7 @@ def test_payload_envelope() -> None:
     assert uuid.UUID(b["batch_id"]).version == 4
     assert b["origin"] == "invokeai_py_client" and b["destination"] is None
     assert b["runs"] == 1 and "data" not in b
-    p2 = wf.build_payload(batch_id="my-batch", runs=3, prepend=True, origin="o",
-                          destination="d")
+    p2 = wf.build_payload(batch_id="my-batch", runs=3, prepend=True, origin="o", destination="d")
     assert p2["prepend"] is True
     assert (p2["batch"]["batch_id"], p2["batch"]["runs"]) == ("my-batch", 3)
     assert (p2["batch"]["origin"], p2["batch"]["destination"]) == ("o", "d")
@@ -196,8 +207,15 @@ def test_connectors_are_resolved_to_their_real_source() -> None:
     ]
     g = build_graph(WorkflowDefinition.from_dict(workflow(nodes, edges)))
     assert set(g["nodes"]) == {"canvas", "blur", "save", "save2"}
-    pairs = {(e["source"]["node_id"], e["source"]["field"], e["destination"]["node_id"],
-              e["destination"]["field"]) for e in g["edges"]}
+    pairs = {
+        (
+            e["source"]["node_id"],
+            e["source"]["field"],
+            e["destination"]["node_id"],
+            e["destination"]["field"],
+        )
+        for e in g["edges"]
+    }
     assert pairs == {
         ("canvas", "image", "blur", "image"),
         ("canvas", "image", "save", "image"),
@@ -208,8 +226,10 @@ def test_connectors_are_resolved_to_their_real_source() -> None:
 
 def _batch_wf(batches: list[tuple[str, str, list[Any], str]]) -> dict[str, Any]:
     """blank_image fed by batch nodes: (node id, target field, items, group)."""
-    nodes = [inv_node("canvas", "blank_image", {"width": 8, "height": 8}),
-             inv_node("save", "save_image", {"image": unset()})]
+    nodes = [
+        inv_node("canvas", "blank_image", {"width": 8, "height": 8}),
+        inv_node("save", "save_image", {"image": unset()}),
+    ]
     edges = [edge("canvas", "image", "save", "image")]
     for bid, target, items, group in batches:
         nodes.append(inv_node(bid, "integer_batch", {"integers": items, "batch_group_id": group}))
@@ -262,43 +282,63 @@ def test_batch_items_from_the_form_and_extra_data_appended() -> None:
 
 
 def test_image_batch_feeding_two_targets() -> None:
-    nodes = [inv_node("ib", "image_batch", {"images": [{"image_name": "a.png"},
-                                                       {"image_name": "b.png"}]}),
-             inv_node("blur", "img_blur", {"image": unset(), "radius": 1.0}),
-             inv_node("save", "save_image", {"image": unset()})]
+    nodes = [
+        inv_node(
+            "ib", "image_batch", {"images": [{"image_name": "a.png"}, {"image_name": "b.png"}]}
+        ),
+        inv_node("blur", "img_blur", {"image": unset(), "radius": 1.0}),
+        inv_node("save", "save_image", {"image": unset()}),
+    ]
     edges = [edge("ib", "image", "blur", "image"), edge("ib", "image", "save", "image")]
     p = build_enqueue_payload(WorkflowDefinition.from_dict(workflow(nodes, edges)))
     (group,) = p["batch"]["data"]
-    assert [(d["node_path"], d["field_name"]) for d in group] == [("blur", "image"),
-                                                                   ("save", "image")]
+    assert [(d["node_path"], d["field_name"]) for d in group] == [
+        ("blur", "image"),
+        ("save", "image"),
+    ]
     assert group[0]["items"] == [{"image_name": "a.png"}, {"image_name": "b.png"}]
     assert p["batch"]["graph"]["edges"] == []
 
 
 def test_generator_feeding_a_batch_node() -> None:
     gen = {"type": "integer_generator_arithmetic_sequence", "start": 8, "step": 4, "count": 3}
-    nodes = [inv_node("gen", "integer_generator", {"generator": gen}),
-             inv_node("b", "integer_batch", {"integers": unset()}),
-             inv_node("canvas", "blank_image", {"width": 8, "height": 8})]
+    nodes = [
+        inv_node("gen", "integer_generator", {"generator": gen}),
+        inv_node("b", "integer_batch", {"integers": unset()}),
+        inv_node("canvas", "blank_image", {"width": 8, "height": 8}),
+    ]
     edges = [edge("gen", "integers", "b", "integers"), edge("b", "integers", "canvas", "width")]
     p = build_enqueue_payload(WorkflowDefinition.from_dict(workflow(nodes, edges)))
-    assert p["batch"]["data"] == [[{"node_path": "canvas", "field_name": "width",
-                                    "items": [8, 12, 16]}]]
+    assert p["batch"]["data"] == [
+        [{"node_path": "canvas", "field_name": "width", "items": [8, 12, 16]}]
+    ]
     assert set(p["batch"]["graph"]["nodes"]) == {"canvas"}
 
 
 @pytest.mark.parametrize(
     ("node_type", "value", "expected"),
     [
-        ("float_generator", {"type": "float_generator_linear_distribution", "start": 0,
-                             "end": 1, "count": 3}, [0.0, 0.5, 1.0]),
-        ("float_generator", {"type": "float_generator_parse_string", "input": "1, 2.5",
-                             "splitOn": ","}, [1.0, 2.5]),
-        ("string_generator", {"type": "string_generator_parse_string", "input": "a|b|",
-                              "splitOn": "|"}, ["a", "b"]),
+        (
+            "float_generator",
+            {"type": "float_generator_linear_distribution", "start": 0, "end": 1, "count": 3},
+            [0.0, 0.5, 1.0],
+        ),
+        (
+            "float_generator",
+            {"type": "float_generator_parse_string", "input": "1, 2.5", "splitOn": ","},
+            [1.0, 2.5],
+        ),
+        (
+            "string_generator",
+            {"type": "string_generator_parse_string", "input": "a|b|", "splitOn": "|"},
+            ["a", "b"],
+        ),
         ("integer_generator", {"type": "integer_generator_random", "values": [3, 1]}, [3, 1]),
-        ("integer_generator", {"type": "integer_generator_linear_distribution", "start": 0,
-                               "end": 10, "count": 1}, [0]),
+        (
+            "integer_generator",
+            {"type": "integer_generator_linear_distribution", "start": 0, "end": 10, "count": 1},
+            [0],
+        ),
     ],
 )
 def test_generator_items(node_type: str, value: dict[str, Any], expected: list[Any]) -> None:
@@ -332,21 +372,38 @@ def test_unknown_node_type_names_node_and_fix() -> None:
 def test_live_openapi_schema_is_parsed_the_same_way() -> None:
     openapi = {
         "info": {"version": "9.9.9"},
-        "components": {"schemas": {
-            "ImageField": {"type": "object"},
-            "Thing": {"class": "invocation", "title": "Thing", "version": "1.0.0",
-                      "output": {"$ref": "#/components/schemas/ImageOutput"},
-                      "properties": {
-                          "type": {"const": "thing", "default": "thing"},
-                          "id": {"type": "string", "field_kind": "node_attribute"},
-                          "size": {"type": "integer", "minimum": 1, "maximum": 8,
-                                   "field_kind": "input", "input": "any",
-                                   "orig_required": True, "title": "Size"},
-                          "board": {"anyOf": [{"$ref": "#/components/schemas/BoardField"},
-                                              {"type": "null"}], "field_kind": "internal"},
-                      }},
-            "NotANode": {"type": "object"},
-        }},
+        "components": {
+            "schemas": {
+                "ImageField": {"type": "object"},
+                "Thing": {
+                    "class": "invocation",
+                    "title": "Thing",
+                    "version": "1.0.0",
+                    "output": {"$ref": "#/components/schemas/ImageOutput"},
+                    "properties": {
+                        "type": {"const": "thing", "default": "thing"},
+                        "id": {"type": "string", "field_kind": "node_attribute"},
+                        "size": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 8,
+                            "field_kind": "input",
+                            "input": "any",
+                            "orig_required": True,
+                            "title": "Size",
+                        },
+                        "board": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/BoardField"},
+                                {"type": "null"},
+                            ],
+                            "field_kind": "internal",
+                        },
+                    },
+                },
+                "NotANode": {"type": "object"},
+            }
+        },
     }
     idx = NodeSchemaIndex.from_openapi(openapi)
     assert list(idx) == ["thing"] and idx.version == "9.9.9"
@@ -360,8 +417,18 @@ def test_live_openapi_schema_is_parsed_the_same_way() -> None:
 
 
 def test_snapshot_covers_the_node_types_the_server_runs() -> None:
-    for t in ("blank_image", "img_blur", "save_image", "integer", "float", "string",
-              "integer_batch", "image_batch", "float_generator", "denoise_latents"):
+    for t in (
+        "blank_image",
+        "img_blur",
+        "save_image",
+        "integer",
+        "float",
+        "string",
+        "integer_batch",
+        "image_batch",
+        "float_generator",
+        "denoise_latents",
+    ):
         assert t in SCHEMA
     assert SCHEMA["save_image"].has_board and not SCHEMA["integer"].has_board
     assert SCHEMA.version == "6.14.2"
@@ -369,17 +436,24 @@ def test_snapshot_covers_the_node_types_the_server_runs() -> None:
 
 def test_output_nodes() -> None:
     data = blur_workflow()
-    data["nodes"].append(inv_node("save2", "save_image", {"image": unset(),
-                                                          "board": {"board_id": "b9"}}))
+    data["nodes"].append(
+        inv_node("save2", "save_image", {"image": unset(), "board": {"board_id": "b9"}})
+    )
     data["edges"].append(edge("blur", "image", "save2", "image"))
     wf = handle_for(data)
     outs = {o.node_id: o for o in wf.output_nodes()}
     # blank_image and img_blur have a board input too: every board-capable node is listed
     assert set(outs) == {"canvas", "blur", "save", "save2"}
     assert (outs["save"].board, outs["save"].input_index, outs["save"].board_id) == (
-        "auto", 2, None)
+        "auto",
+        2,
+        None,
+    )
     assert (outs["save2"].board, outs["save2"].input_index, outs["save2"].board_id) == (
-        "b9", None, "b9")
+        "b9",
+        None,
+        "b9",
+    )
     wf.set("Board", "b1")
     assert {o.node_id: o for o in wf.output_nodes()}["save"].board_id == "b1"
     assert outs["save"].label == "Save Image"

@@ -90,7 +90,7 @@ def test_old_schemas_are_refused_with_a_re_export_hint(version: str) -> None:
 def test_missing_version_and_future_version() -> None:
     data = workflow([])
     del data["meta"]
-    with pytest.raises(UnsupportedWorkflowVersionError, match="no meta.version"):
+    with pytest.raises(UnsupportedWorkflowVersionError, match=r"no meta\.version"):
         WorkflowDefinition.from_dict(data)
     with pytest.raises(UnsupportedWorkflowVersionError, match="newer than this client"):
         WorkflowDefinition.from_dict(workflow([], version="5.0.0"))
@@ -201,8 +201,11 @@ def test_form_root_missing() -> None:
 def test_form_cycle() -> None:
     def mutate(d: dict[str, Any]) -> None:
         els = d["form"]["elements"]
-        els["box"] = {"id": "box", "type": "container",
-                      "data": {"layout": "row", "children": ["root"]}}
+        els["box"] = {
+            "id": "box",
+            "type": "container",
+            "data": {"layout": "row", "children": ["root"]},
+        }
         els["root"]["data"]["children"].append("box")
 
     err = _bad(mutate)
@@ -213,8 +216,11 @@ def test_form_cycle() -> None:
 def test_form_shared_child() -> None:
     def mutate(d: dict[str, Any]) -> None:
         els = d["form"]["elements"]
-        els["box"] = {"id": "box", "type": "container",
-                      "data": {"layout": "row", "children": ["node-field-0"]}}
+        els["box"] = {
+            "id": "box",
+            "type": "container",
+            "data": {"layout": "row", "children": ["node-field-0"]},
+        }
         els["root"]["data"]["children"].append("box")
 
     err = _bad(mutate)
@@ -249,5 +255,5 @@ def test_notes_and_connector_nodes_load() -> None:
 def test_node_inputs_must_be_objects() -> None:
     data = workflow([inv_node("a", "integer", {"value": 1})])
     data["nodes"][0]["data"]["inputs"]["value"] = 5
-    with pytest.raises(WorkflowDefinitionError, match="data.inputs"):
+    with pytest.raises(WorkflowDefinitionError, match=r"data\.inputs"):
         WorkflowDefinition.from_dict(data)

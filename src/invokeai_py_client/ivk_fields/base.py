@@ -99,7 +99,7 @@ class IvkField(BaseModel, Generic[T]):
     def validate_field(self) -> None:
         """Re-check the current state; raise :class:`FieldValueError` when invalid."""
         try:
-            type(self).model_validate(self.model_dump())
+            type(self).model_validate(self.model_dump(warnings=False))
         except ValidationError as exc:
             raise FieldValueError(_describe(type(self), exc)) from None
 

@@ -62,8 +62,10 @@ class IvkModelIdentifierField(IvkField[dict[str, Any]]):
     def _check_taxonomy(self) -> Self:
         if not self.key:
             return self
-        if self.allowed_bases and self.base not in self.allowed_bases and "any" not in (
+        if (
             self.allowed_bases
+            and self.base not in self.allowed_bases
+            and "any" not in (self.allowed_bases)
         ):
             raise ValueError(f"model base {self.base!r} is not one of {self.allowed_bases}")
         if self.allowed_types and self.type not in self.allowed_types:
@@ -100,13 +102,15 @@ class IvkModelIdentifierField(IvkField[dict[str, Any]]):
         if value is None:
             src: dict[str, Any] = {"key": "", "hash": "", "name": ""}
         elif isinstance(value, IvkModelIdentifierField):
-            src = value.model_dump(include={"key", "hash", "name", "base", "type",
-                                            "submodel_type"})
+            src = value.model_dump(include={"key", "hash", "name", "base", "type", "submodel_type"})
         elif isinstance(value, dict):
             src = dict(value)
         else:
-            src = {a: getattr(value, a) for a in ("key", "hash", "name", "base", "type")
-                   if hasattr(value, a)}
+            src = {
+                a: getattr(value, a)
+                for a in ("key", "hash", "name", "base", "type")
+                if hasattr(value, a)
+            }
             if not src:
                 raise_value_error(type(self), value)
         candidate = self.model_dump()

@@ -254,9 +254,7 @@ def _parse(raw: Mapping[str, Any]) -> _Parsed:
     out = _Parsed()
     nodes = raw.get("nodes")
     if not isinstance(nodes, list):
-        raise WorkflowDefinitionError(
-            "the workflow has no 'nodes' list", json_path="$.nodes"
-        )
+        raise WorkflowDefinitionError("the workflow has no 'nodes' list", json_path="$.nodes")
     for i, node in enumerate(nodes):
         info = _parse_node(i, node)
         if info.id in out.nodes:
@@ -286,9 +284,7 @@ def _parse_node(i: int, node: Any) -> NodeInfo:
         raise WorkflowDefinitionError("a node has no 'id'", json_path=f"{path}.id")
     kind = node.get("type")
     if not isinstance(kind, str) or not kind:
-        raise WorkflowDefinitionError(
-            f"node {node_id!r} has no 'type'", json_path=f"{path}.type"
-        )
+        raise WorkflowDefinitionError(f"node {node_id!r} has no 'type'", json_path=f"{path}.type")
     data = node.get("data")
     if kind != "invocation":
         return NodeInfo(i, node_id, kind, "", "", "", {}, True, True)
@@ -348,4 +344,3 @@ def _parse_edge(i: int, edge: Any, nodes: Mapping[str, NodeInfo]) -> EdgeInfo | 
             json_path=f"{path}.targetHandle",
         )
     return EdgeInfo(i, edge["source"], s_handle, edge["target"], t_handle)
-

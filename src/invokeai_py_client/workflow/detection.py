@@ -324,8 +324,9 @@ def _schema_rule(kind: str) -> FieldRule:
         if _kind(ctx) != kind:
             return False
         # a field that also accepts a list (cfg_scale) and holds one is kept raw
-        return not (ctx.schema is not None and ctx.schema.allows_list and isinstance(
-            ctx.value, list))
+        return not (
+            ctx.schema is not None and ctx.schema.allows_list and isinstance(ctx.value, list)
+        )
 
     return FieldRule(f"schema:{kind}", pred, builder, priority=100)
 
@@ -364,8 +365,11 @@ _BUILTIN_RULES: list[FieldRule] = [
     # 3. the value's shape (no schema, or the schema did not say)
     FieldRule(
         "value:board-literal",
-        lambda ctx: ctx.field_name == "board" and ctx.value in ("none", "auto")
-        and _kind(ctx) in (None, "unknown", "object"),
+        lambda ctx: (
+            ctx.field_name == "board"
+            and ctx.value in ("none", "auto")
+            and _kind(ctx) in (None, "unknown", "object")
+        ),
         _simple(IvkBoardField),
         priority=150,
     ),
@@ -378,8 +382,11 @@ _BUILTIN_RULES: list[FieldRule] = [
     _shape("tensor", _has_keys("tensor_name"), _simple(IvkTensorField)),
     _shape("conditioning", _has_keys("conditioning_name"), _simple(IvkConditioningField)),
     _shape("boolean", lambda ctx: isinstance(ctx.value, bool), _boolean),
-    _shape("integer", lambda ctx: isinstance(ctx.value, int) and not isinstance(
-        ctx.value, bool), _integer),
+    _shape(
+        "integer",
+        lambda ctx: isinstance(ctx.value, int) and not isinstance(ctx.value, bool),
+        _integer,
+    ),
     _shape("float", lambda ctx: isinstance(ctx.value, float), _float),
     _shape("string", lambda ctx: isinstance(ctx.value, str), _string),
 ]

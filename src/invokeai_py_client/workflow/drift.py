@@ -21,8 +21,12 @@ from invokeai_py_client.exceptions import WorkflowError
 if TYPE_CHECKING:
     from invokeai_py_client.workflow.handle import WorkflowHandle
 
-__all__ = ["MAP_FORMAT_VERSION", "export_input_index_map", "input_index_map",
-           "verify_input_index_map"]
+__all__ = [
+    "MAP_FORMAT_VERSION",
+    "export_input_index_map",
+    "input_index_map",
+    "verify_input_index_map",
+]
 
 MAP_FORMAT_VERSION = 1
 
@@ -86,7 +90,10 @@ def verify_input_index_map(
     now = {e["jsonpath"]: e for e in current}
     before = {e["jsonpath"]: e for e in old}
     report: dict[str, list[dict[str, Any]]] = {
-        "unchanged": [], "moved": [], "missing": [], "new": []
+        "unchanged": [],
+        "moved": [],
+        "missing": [],
+        "new": [],
     }
     for jp, e in before.items():
         cur = now.get(jp)

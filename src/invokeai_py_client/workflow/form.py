@@ -84,8 +84,7 @@ def _walk(form: Mapping[str, Any], nodes: Mapping[str, NodeInfo]) -> list[FormFi
         path = f"$.form.elements[{el_id!r}]"
         if el_id in ancestors:
             raise FormCycleError(
-                f"the form element {el_id!r} contains itself "
-                f"({' -> '.join([*ancestors, el_id])})",
+                f"the form element {el_id!r} contains itself ({' -> '.join([*ancestors, el_id])})",
                 json_path=path,
             )
         if el_id in seen:
@@ -98,6 +97,10 @@ def _walk(form: Mapping[str, Any], nodes: Mapping[str, NodeInfo]) -> list[FormFi
         if not isinstance(el, Mapping):
             raise WorkflowDefinitionError("a form element must be an object", json_path=path)
         el_type = el.get("type")
+        if not isinstance(el_type, str):
+            raise WorkflowDefinitionError(
+                f"form element {el_id!r} has no 'type'", json_path=f"{path}.type"
+            )
         data = el.get("data")
         if el_type == "container":
             children = data.get("children") if isinstance(data, Mapping) else None

@@ -160,7 +160,9 @@ def check_node_types(definition: WorkflowDefinition, schema: NodeSchemaIndex | N
 
 
 def _resolve_source(
-    defn: WorkflowDefinition, by_target: Mapping[str, list[tuple[str, str]]], node_id: str,
+    defn: WorkflowDefinition,
+    by_target: Mapping[str, list[tuple[str, str]]],
+    node_id: str,
     handle: str,
 ) -> tuple[str, str] | None:
     """Follow connector nodes upstream to the real (node, field) source."""
@@ -343,9 +345,7 @@ def _batch_data(
         items = _copy_json(items)
         gkey2 = (b.node_id, b.group_field)
         group = values[gkey2] if gkey2 in values else node.value(b.group_field)
-        data = [
-            {"node_path": t[0], "field_name": t[1], "items": items} for t in b.targets
-        ]
+        data = [{"node_path": t[0], "field_name": t[1], "items": items} for t in b.targets]
         if not group or group == "None":
             out.append(data)
         else:

@@ -429,9 +429,7 @@ class WorkflowHandle(WorkflowExecutionMixin):
 
     def output_nodes(self) -> list[OutputNode]:
         """Every graph node whose type has a ``board`` input, in workflow order."""
-        board_inputs = {
-            inp.node_id: inp for inp in self._inputs if inp.field_name == "board"
-        }
+        board_inputs = {inp.node_id: inp for inp in self._inputs if inp.field_name == "board"}
         out: list[OutputNode] = []
         for node in self.definition.nodes.values():
             if not is_executable(node):

@@ -57,9 +57,7 @@ class WorkflowRepository:
 
     def create_workflow(self, definition: WorkflowDefinition) -> WorkflowHandle:
         """Bind a definition to the client and return a handle with typed inputs."""
-        return WorkflowHandle(
-            definition, self.client, self.node_schema(), registry=self.registry
-        )
+        return WorkflowHandle(definition, self.client, self.node_schema(), registry=self.registry)
 
     def create_workflow_from_file(self, path: str | Path) -> WorkflowHandle:
         """``create_workflow(WorkflowDefinition.from_file(path))``."""

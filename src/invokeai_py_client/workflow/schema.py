@@ -260,9 +260,7 @@ def _ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-def _parse_invocation(
-    comp: Mapping[str, Any], schemas: Mapping[str, Any]
-) -> NodeTypeSchema | None:
+def _parse_invocation(comp: Mapping[str, Any], schemas: Mapping[str, Any]) -> NodeTypeSchema | None:
     props = comp.get("properties")
     if not isinstance(props, Mapping):
         return None
