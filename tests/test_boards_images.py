@@ -131,8 +131,10 @@ def test_upload_file_and_bytes_download_full_and_thumbnail(
 
 
 def test_list_images_paging_really_sent(client: InvokeAIClient, board: BoardHandle) -> None:
-    names = [board.upload_image_data(png_bytes(c), "p.png").image_name
-             for c in ("red", "green", "blue", "white", "black")]
+    names = [
+        board.upload_image_data(png_bytes(c), "p.png").image_name
+        for c in ("red", "green", "blue", "white", "black")
+    ]
     assert board.count_images() == 5
     page1 = board.list_images(offset=0, limit=2)
     page2 = board.list_images(offset=2, limit=2)
@@ -157,6 +159,10 @@ def test_move_remove_delete_star(client: InvokeAIClient, board: BoardHandle) -> 
     unc.move_image_to(img.image_name, board.board_id)
     assert client.images.get_image(img.image_name).board_id == board.board_id
     assert img.image_name in board.list_image_names()
+    with pytest.raises(BoardError, match="no board with id 'no-such-board'"):
+        board.move_image_to(img.image_name, "no-such-board")
+    with pytest.raises(BoardError, match="no image with that name"):
+        board.move_image_to("no-such-image.png", board.board_id)
     with pytest.raises(BoardError, match="is on board"):
         unc.remove_image(img.image_name)
 
@@ -202,29 +208,55 @@ def test_delete_board_keeps_or_deletes_images(client: InvokeAIClient) -> None:
 def _run_blur_workflow(client: InvokeAIClient, examples_dir: Path, board_id: str) -> str:
     """Enqueue a blank -> blur -> save graph carrying a GUI workflow; return the image name."""
     path = examples_dir / "blur.json"
-    workflow = json.loads(path.read_text()) if path.is_file() else {
-        "name": "inline", "author": "", "description": "", "version": "1.0.0", "contact": "",
-        "tags": "", "notes": "", "exposedFields": [], "meta": {"version": "3.0.0"},
-        "nodes": [], "edges": [],
-    }
+    workflow = (
+        json.loads(path.read_text())
+        if path.is_file()
+        else {
+            "name": "inline",
+            "author": "",
+            "description": "",
+            "version": "1.0.0",
+            "contact": "",
+            "tags": "",
+            "notes": "",
+            "exposedFields": [],
+            "meta": {"version": "3.0.0"},
+            "nodes": [],
+            "edges": [],
+        }
+    )
     graph = {
         "id": "g",
         "nodes": {
-            "blank": {"id": "blank", "type": "blank_image", "width": 32, "height": 24,
-                      "color": {"r": 10, "g": 200, "b": 30, "a": 255}},
+            "blank": {
+                "id": "blank",
+                "type": "blank_image",
+                "width": 32,
+                "height": 24,
+                "color": {"r": 10, "g": 200, "b": 30, "a": 255},
+            },
             "blur": {"id": "blur", "type": "img_blur", "radius": 2.0},
-            "save": {"id": "save", "type": "save_image", "is_intermediate": False,
-                     "board": {"board_id": board_id}},
+            "save": {
+                "id": "save",
+                "type": "save_image",
+                "is_intermediate": False,
+                "board": {"board_id": board_id},
+            },
         },
         "edges": [
-            {"source": {"node_id": "blank", "field": "image"},
-             "destination": {"node_id": "blur", "field": "image"}},
-            {"source": {"node_id": "blur", "field": "image"},
-             "destination": {"node_id": "save", "field": "image"}},
+            {
+                "source": {"node_id": "blank", "field": "image"},
+                "destination": {"node_id": "blur", "field": "image"},
+            },
+            {
+                "source": {"node_id": "blur", "field": "image"},
+                "destination": {"node_id": "save", "field": "image"},
+            },
         ],
     }
     resp = client.http.request(
-        "POST", "/api/v1/queue/default/enqueue_batch",
+        "POST",
+        "/api/v1/queue/default/enqueue_batch",
         json={"prepend": False, "batch": {"graph": graph, "workflow": workflow, "runs": 1}},
     ).json()
     item_id = resp["item_ids"][0]
@@ -257,3 +289,53 @@ def test_record_metadata_and_embedded_workflow(
     uploaded = board.upload_image_data(png_bytes(), "plain.png")
     assert client.images.get_workflow(uploaded.image_name) is None
     assert client.images.get_metadata(uploaded.image_name) is None
+
+
+# ---------------------------------------------------------------------------- seeds
+
+
+def test_seed_board_examples_run_as_written(
+    client: InvokeAIClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seeds' board snippets, calls unchanged (files made in a temp dir)."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8), "purple").save("reference.jpg", format="JPEG")
+    Image.new("RGB", (8, 8), "teal").save("image.png", format="PNG")
+    name = unique("My Project")
+
+    for b in client.board_repo.list_boards():
+        print(b.board_name, b.image_count)
+
+    # List and create boards
+    boards = client.board_repo.list_boards(include_uncategorized=True)
+    new_board = client.board_repo.create_board(name)
+    try:
+        # Upload and download images
+        image = new_board.upload_image("reference.jpg")
+        image_data = new_board.download_image(image.image_name, full_resolution=True)
+        # Organize images
+        uncategorized = client.board_repo.get_uncategorized_handle()
+        uncategorized.move_image_to(image.image_name, new_board.board_id)
+        assert boards[0].board_id == "none" and image_data.startswith(b"\x89PNG")
+        assert client.images.get_image(image.image_name).board_id == new_board.board_id
+
+        handle = client.board_repo.get_board_handle("none")  # uncategorized
+        img = handle.upload_image("image.png")
+        img2 = handle.upload_image_data(open("image.png", "rb").read(), filename="image.png")  # noqa: SIM115
+        data = handle.download_image(img.image_name, full_resolution=True)
+        open(img.image_name, "wb").write(data)  # noqa: SIM115
+        assert (tmp_path / img.image_name).read_bytes() == data and img2.image_name
+
+        resolved_board_id = "none"
+        for b in boards:
+            if getattr(b, "board_name", "").lower() == "samples":
+                resolved_board_id = getattr(b, "board_id", "none")
+        assert resolved_board_id == "none"
+
+        board = client.board_repo.get_uncategorized_board()
+        uploaded = board.upload_image_data(image_data=data, filename="input.png")
+        assert getattr(board, "board_id", "none") == "none" and uploaded.image_name
+        for nm in (img.image_name, img2.image_name, uploaded.image_name):
+            client.images.delete_image(nm)
+    finally:
+        client.board_repo.delete_board(new_board.board_id, delete_images=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import BoardError
+from ..exceptions import BoardError, NotFoundError, ServerError
 from ..images import IvkImage
 from .models import UNCATEGORIZED_BOARD_ID, IvkBoard
 
@@ -175,24 +175,38 @@ class BoardHandle:
             )
         return record
 
-    def move_image_to(self, image_name: str, target_board_id: str) -> bool:
-        """Move an image from this board to another (``"none"`` = uncategorized).
+    def move_image_to(self, image_name: str, target_board_id: str | None) -> bool:
+        """Move an image to another board (``"none"`` or ``None`` = uncategorized).
 
-        Raises :class:`BoardError` if the image is not on this board.
+        The image moves from whatever board it is on (an image is on one board at most),
+        in one request; the target board must exist.
 
         Example::
 
             client.board_repo.get_uncategorized_handle().move_image_to(name, board.board_id)
         """
-        self._require_member(image_name, "move")
-        if target_board_id != self.board_id:
-            self._images.add_to_board(image_name, target_board_id or UNCATEGORIZED_BOARD_ID)
+        self._put_on_board(image_name, target_board_id or UNCATEGORIZED_BOARD_ID)
         return True
 
     def add_image(self, image_name: str) -> bool:
         """Put an existing image (from any board) on this board."""
-        self._images.add_to_board(image_name, self.board_id)
+        self._put_on_board(image_name, self.board_id)
         return True
+
+    def _put_on_board(self, image_name: str, target: str) -> None:
+        try:
+            self._images.add_to_board(image_name, target)
+        except NotFoundError as exc:
+            raise BoardError(
+                f"cannot move image {image_name!r}: no board with id {target!r}"
+            ) from exc
+        except ServerError as exc:
+            # the server answers 500 rather than 404 for an unknown image name
+            if self._images.try_get_image(image_name) is None:
+                raise BoardError(
+                    f"cannot move image {image_name!r}: there is no image with that name"
+                ) from exc
+            raise
 
     def remove_image(self, image_name: str) -> bool:
         """Take an image off this board; it becomes uncategorized (not deleted).
