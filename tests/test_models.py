@@ -69,19 +69,19 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(
-    server: LocalServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Installed]:
+def installed(server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     folder = tmp_path_factory.mktemp("models")
     with InvokeAIClient.from_url(server.url) as client:
         repo = client.dnn_model_repo
         job1 = repo.install_model(
             write_embedding(folder / "sd1.safetensors", "sd1"),
-            config={"name": SD1_NAME}, timeout=120,
+            config={"name": SD1_NAME},
+            timeout=120,
         )
         job2 = repo.install_model(
             write_embedding(folder / "sdxl.safetensors", "sdxl"),
-            config={"name": SDXL_NAME}, timeout=120,
+            config={"name": SDXL_NAME},
+            timeout=120,
         )
         assert job1.model is not None and job2.model is not None
         yield Installed(client, job1.model, job2.model)
@@ -111,8 +111,16 @@ def set_saved_model(data: dict[str, Any], index: int, **values: str) -> dict[str
 
 def test_unknown_base_and_type_stay_strings() -> None:
     m = IvkDnnModel.model_validate(
-        {"key": "k", "hash": "h", "name": "n", "base": "hologram-9", "type": "mind_reader",
-         "format": "quantum", "variant": "x", "brand_new_field": [1]}
+        {
+            "key": "k",
+            "hash": "h",
+            "name": "n",
+            "base": "hologram-9",
+            "type": "mind_reader",
+            "format": "quantum",
+            "variant": "x",
+            "brand_new_field": [1],
+        }
     )
     assert m.base == "hologram-9" and isinstance(m.base, str)
     assert m.type == "mind_reader" and m.format == "quantum"
@@ -135,8 +143,13 @@ def test_to_ivk_model_field() -> None:
     )
     f = to_ivk_model_field(m)
     assert isinstance(f, IvkModelIdentifierField)
-    assert f.to_api_value() == {"key": "k1", "hash": "blake3:x", "name": "n",
-                                "base": "sdxl", "type": "main"}
+    assert f.to_api_value() == {
+        "key": "k1",
+        "hash": "blake3:x",
+        "name": "n",
+        "base": "sdxl",
+        "type": "main",
+    }
     assert to_ivk_model_field(m.to_identifier()).to_api_value() == f.to_api_value()
     assert to_ivk_model_field(f) is not f
     with pytest.raises(ValueError, match="key"):
@@ -163,14 +176,21 @@ def test_resolve_model_order() -> None:
 
 # ---------------------------------------------------------------------------- server
 
+
 @pytest.mark.server
 def test_install_probes_tiny_embeddings(installed: Installed) -> None:
     sd1, sdxl = installed.sd1, installed.sdxl
-    assert (sd1.name, sd1.base, sd1.type) == (SD1_NAME, BaseDnnModelType.StableDiffusion1,
-                                              DnnModelType.TextualInversion)
+    assert (sd1.name, sd1.base, sd1.type) == (
+        SD1_NAME,
+        BaseDnnModelType.StableDiffusion1,
+        DnnModelType.TextualInversion,
+    )
     assert sd1.format == DnnModelFormat.EmbeddingFile
-    assert (sdxl.name, sdxl.base, sdxl.type) == (SDXL_NAME, BaseDnnModelType.StableDiffusionXL,
-                                                 DnnModelType.Embedding)
+    assert (sdxl.name, sdxl.base, sdxl.type) == (
+        SDXL_NAME,
+        BaseDnnModelType.StableDiffusionXL,
+        DnnModelType.Embedding,
+    )
     assert sd1.key and sd1.hash and sd1.key != sdxl.key
 
 
@@ -219,8 +239,9 @@ def test_install_errors_and_delete(client: InvokeAIClient, tmp_path: Path) -> No
         repo.install_model(empty, timeout=120)
     assert str(empty) in str(err.value)
 
-    job = repo.install_model(write_embedding(tmp_path / f"{uuid.uuid4().hex}.safetensors",
-                                             "sd1"), wait=False)
+    job = repo.install_model(
+        write_embedding(tmp_path / f"{uuid.uuid4().hex}.safetensors", "sd1"), wait=False
+    )
     assert job.id >= 0
     done = repo.wait_for_install(job.id, timeout=120)
     assert done.status == "completed" and done.model is not None
@@ -312,7 +333,9 @@ def test_sync_all_or_nothing_lists_every_unresolved(installed: Installed) -> Non
     with pytest.raises(ModelSyncError) as err:
         wf.sync_dnn_model()
     assert [(i, label) for i, label, _ in err.value.unresolved] == [
-        (0, "SD1 Embedding"), (1, "SDXL Embedding")]
+        (0, "SD1 Embedding"),
+        (1, "SDXL Embedding"),
+    ]
     assert "nothing was changed" in str(err.value)
     assert [wf.get_input_value(i).to_api_value() for i in (0, 1)] == before
 
@@ -335,10 +358,60 @@ def test_seed_style_binding(installed: Installed) -> None:
     def pick(pred: Any) -> IvkDnnModel | None:
         return next((m for m in models if pred(m)), None)
 
-    sdxl_emb = pick(lambda m: m.type == DnnModelType.TextualInversion
-                    and m.base == BaseDnnModelType.StableDiffusionXL)
+    sdxl_emb = pick(
+        lambda m: (
+            m.type == DnnModelType.TextualInversion and m.base == BaseDnnModelType.StableDiffusionXL
+        )
+    )
     assert sdxl_emb is not None
     lookup = {(inp.node_id, inp.field_name): inp.input_index for inp in wf.list_inputs()}
     idx = lookup[("9b1c7d42-2e8a-4c61-b0d3-7a6e4f2c9b02", "model")]
     wf.set_input_value(idx, to_ivk_model_field(sdxl_emb))
     assert wf.get_input_value(idx).to_api_value()["key"] == sdxl_emb.key
+
+
+def test_sync_offline_needs_models_or_client() -> None:
+    wf = WorkflowHandle(WorkflowDefinition.from_dict(load_model_workflow()))
+    with pytest.raises(ModelError, match="bound to a client"):
+        sync_dnn_model(wf)
+    models = [
+        IvkDnnModel(key="k-sd1", hash="h1", name=SD1_NAME, base="sd-1", type="embedding"),
+        IvkDnnModel(key="k-sdxl", hash="h2", name="other", base="sdxl", type="embedding"),
+    ]
+    changed = sync_dnn_model(wf, models=models)
+    assert [new.key for _, new in changed] == ["k-sd1", "k-sdxl"]  # by name, then by base
+    with pytest.raises(ModelSyncError):
+        sync_dnn_model(wf, by_base=False, models=models[:1])
+
+
+@pytest.mark.server
+def test_seed_model_snippets_run_as_written(installed: Installed) -> None:
+    client = installed.client
+    models = client.dnn_model_repo.list_models()
+    flux_models = [m for m in models if m.is_compatible_with_base(BaseDnnModelType.Flux)]
+    print("Flux-compatible models:", [m.name for m in flux_models])
+
+    # Single model lookup (None if missing)
+    one = client.dnn_model_repo.get_model_by_key(models[0].key)
+    print("Example model:", one)
+    assert one == models[0]
+
+    def pick(pred: Any) -> IvkDnnModel | None:
+        return next((m for m in models if pred(m)), None)
+
+    sdxl_main = pick(lambda m: m.type == DnnModelType.Main
+                     and m.base == BaseDnnModelType.StableDiffusionXL)
+    t5_encoder = pick(lambda m: m.type == DnnModelType.T5Encoder)
+    clip_embed = pick(lambda m: m.type == DnnModelType.CLIPEmbed)
+    flux_vae = pick(lambda m: m.type == DnnModelType.VAE and m.base == BaseDnnModelType.Flux)
+    assert (sdxl_main, t5_encoder, clip_embed, flux_vae) == (None, None, None, None)
+
+    wf = model_handle(client)
+    changed = wf.sync_dnn_model(by_name=True, by_base=True)
+    for original, resolved in changed:
+        print(f"Updated model: {original.name} -> {resolved.name}")  # type: ignore[attr-defined]
+    wf.sync_dnn_model(by_name=True, by_base=False)
+    field_model = wf.get_input_value(0)
+    if hasattr(field_model, "name"):
+        field_model.name = SD1_NAME
+    assert wf.get_input_value(0).to_api_value()["key"] == installed.sd1.key
