@@ -308,10 +308,13 @@ def test_seed_blocking_example_with_progress(client: InvokeAIClient, examples_di
     print(f"Submitted batch: {submission['batch_id']}")
     print(f"Queue items: {submission['item_ids']}")
 
-    def on_progress(item: dict[str, Any]) -> None:
+    seen: list[float] = []
+
+    def on_progress(item):  # type: ignore[no-untyped-def]  # the seeds' code, as written
         status = item.get("status", "unknown")
         progress = item.get("progress", 0)
-        print(f"Status: {status} ({(progress or 0) * 100:.0f}%)")
+        print(f"Status: {status} ({progress * 100:.0f}%)")
+        seen.append(progress)
 
     result = wf.wait_for_completion_sync(
         poll_interval=1.0, timeout=300.0, progress_callback=on_progress
@@ -320,6 +323,7 @@ def test_seed_blocking_example_with_progress(client: InvokeAIClient, examples_di
     for m in wf.map_outputs_to_images(result):
         print(m["node_id"], m.get("image_names"))
     assert result.get("status") == "completed"
+    assert seen and seen[-1] == 1.0
 
 
 def test_seed_async_examples(client: InvokeAIClient, examples_dir: Path) -> None:

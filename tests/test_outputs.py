@@ -76,6 +76,20 @@ def test_failed_or_sessionless_items_map_to_empty_lists() -> None:
     assert recs[0]["image_names"] == [] and recs[0]["board_id"] == "none"
 
 
+def test_progress_views_always_carry_a_number() -> None:
+    from invokeai_py_client.workflow.execution import _ProgressTracker
+
+    t = _ProgressTracker()
+    assert t.view({"event_type": "batch_enqueued"}) is None
+    v = t.view({"event_type": "invocation_progress", "item_id": 1, "percentage": None})
+    assert v is not None and v["progress"] == 0.0
+    v = t.view({"event_type": "invocation_progress", "item_id": 1, "percentage": 0.5})
+    assert v is not None and v["progress"] == 0.5
+    final = t.final_views([{"item_id": 1, "status": "completed"}])
+    assert final[0]["status"] == "completed" and final[0]["progress"] == 1.0
+    assert t.final_views([{"item_id": 1, "status": "completed"}]) == []  # reported once
+
+
 def test_image_names_in_result_shapes() -> None:
     assert image_names_in_result({"type": "image_output", "image": {"image_name": "a"}}) == ["a"]
     coll = {

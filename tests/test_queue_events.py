@@ -19,8 +19,6 @@ from invokeai_py_client.local_server import LocalServer
 from invokeai_py_client.queue import check_enqueue_result, prepare_enqueue_body
 from invokeai_py_client.workflow import WorkflowDefinition
 
-pytestmark = pytest.mark.server
-
 
 def _ct(resp: httpx.Response) -> dict[str, str]:
     return {"content-type": resp.headers.get("content-type", "application/json")}
@@ -52,6 +50,11 @@ def test_partial_enqueue_raises_unless_allowed() -> None:
     check_enqueue_result(result, allow_partial=True)
 
 
+def test_socket_target_keeps_a_proxy_prefix() -> None:
+    with InvokeAIClient.from_url("https://gpu.example:8443/invoke", api_key="k") as c:
+        assert EventHub(c)._socket_target() == ("https://gpu.example:8443", "/invoke/ws/socket.io")
+
+
 def test_wait_state_polls_with_backoff_only_when_disconnected() -> None:
     state = _WaitState([1, 2], poll_interval=5.0)
     assert state.take_checks() == ([1, 2], False)  # first check: the job may be over already
@@ -71,6 +74,7 @@ def test_wait_state_polls_with_backoff_only_when_disconnected() -> None:
 # --------------------------------------------------------------------------- queue
 
 
+@pytest.mark.server
 def test_enqueue_read_and_status(client: InvokeAIClient, examples_dir: Path) -> None:
     body = blur_body(client, examples_dir, runs=2)
     result = client.queue.enqueue_batch(body)
@@ -89,6 +93,7 @@ def test_enqueue_read_and_status(client: InvokeAIClient, examples_dir: Path) -> 
     assert sorted(found) == ids
 
 
+@pytest.mark.server
 def test_enqueue_ambiguous_failure_is_settled_by_batch_status(
     server: LocalServer, examples_dir: Path
 ) -> None:
@@ -135,6 +140,7 @@ def test_enqueue_ambiguous_failure_is_settled_by_batch_status(
     real.close()
 
 
+@pytest.mark.server
 def test_cancel_retry_prune(client: InvokeAIClient, examples_dir: Path) -> None:
     client.http.request("PUT", "/api/v1/queue/default/processor/pause")
     try:
@@ -155,6 +161,7 @@ def test_cancel_retry_prune(client: InvokeAIClient, examples_dir: Path) -> None:
     assert client.queue.prune()["deleted"] >= 1
 
 
+@pytest.mark.server
 async def test_async_twins(client: InvokeAIClient, examples_dir: Path) -> None:
     body = blur_body(client, examples_dir)
     result = await client.queue.aenqueue_batch(body)
@@ -170,6 +177,7 @@ async def test_async_twins(client: InvokeAIClient, examples_dir: Path) -> None:
 # --------------------------------------------------------------------------- events
 
 
+@pytest.mark.server
 def test_subscribe_before_enqueue_sees_every_event(
     client: InvokeAIClient, examples_dir: Path
 ) -> None:
@@ -188,6 +196,7 @@ def test_subscribe_before_enqueue_sees_every_event(
     json.dumps(seen)  # plain data
 
 
+@pytest.mark.server
 def test_job_that_ended_before_any_event_completes(server: LocalServer, examples_dir: Path) -> None:
     with InvokeAIClient.from_url(server.url) as other:
         ids = other.queue.enqueue_batch(blur_body(other, examples_dir))["item_ids"]
@@ -202,6 +211,7 @@ def test_job_that_ended_before_any_event_completes(server: LocalServer, examples
         assert time.monotonic() - t0 < 2.0
 
 
+@pytest.mark.server
 def test_dropped_socket_falls_back_to_polling(client: InvokeAIClient, examples_dir: Path) -> None:
     hub = client.events
     assert hub.wait_connected(10)
@@ -222,6 +232,7 @@ def test_dropped_socket_falls_back_to_polling(client: InvokeAIClient, examples_d
     assert next(iter(hub.iter_finished(ids, timeout=20)))["status"] == "completed"
 
 
+@pytest.mark.server
 def test_wait_timeout_raises(client: InvokeAIClient, examples_dir: Path) -> None:
     client.http.request("PUT", "/api/v1/queue/default/processor/pause")
     try:
@@ -234,6 +245,7 @@ def test_wait_timeout_raises(client: InvokeAIClient, examples_dir: Path) -> None
         client.http.request("PUT", "/api/v1/queue/default/processor/resume")
 
 
+@pytest.mark.server
 async def test_many_items_on_one_socket(client: InvokeAIClient, examples_dir: Path) -> None:
     hub: EventHub = client.events
     bodies = [blur_body(client, examples_dir) for _ in range(20)]

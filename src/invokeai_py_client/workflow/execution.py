@@ -69,6 +69,17 @@ _INVOCATION_EVENTS = {
     "invocation_complete": "on_invocation_complete",
     "invocation_error": "on_invocation_error",
 }
+_STATUS_KEYS = (
+    "item_id",
+    "batch_id",
+    "session_id",
+    "status",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "started_at",
+    "completed_at",
+)
 _PROGRESS_EVENTS = {
     "queue_item_status_changed",
     "invocation_started",
@@ -129,13 +140,54 @@ def _raise_for_item(item: Mapping[str, Any]) -> None:
     )
 
 
-def _progress_view(evt: Mapping[str, Any], status: str | None) -> dict[str, Any]:
-    """The dict a ``progress_callback`` receives: the event plus ``status`` and ``progress``."""
-    view = dict(evt)
-    view.setdefault("status", status)
-    view.setdefault("progress", evt.get("percentage"))
-    view.setdefault("node_id", evt.get("invocation_source_id"))
-    return view
+class _ProgressTracker:
+    """Turns raw events into the dicts a ``progress_callback`` receives.
+
+    Each view is the event plus ``status`` (last known item status), ``node_id`` (the
+    workflow node) and ``progress``: always a number in [0, 1] (the server's ``percentage``
+    when it sends one, 1.0 once the item completed, else the last value, starting at 0.0),
+    so ``item.get("progress", 0) * 100`` is always valid.
+    """
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.progress = 0.0
+        self.reported_final: set[Any] = set()
+
+    def final_views(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Status views for final items whose last status change no event reported."""
+        views: list[dict[str, Any]] = []
+        for item in items:
+            if item.get("item_id") in self.reported_final:
+                continue
+            evt = {
+                "event_type": "queue_item_status_changed",
+                **{k: item.get(k) for k in _STATUS_KEYS},
+            }
+            view = self.view(evt)
+            if view is not None:
+                views.append(view)
+        return views
+
+    def view(self, evt: Mapping[str, Any]) -> dict[str, Any] | None:
+        etype = evt.get("event_type")
+        if etype == "queue_item_status_changed":
+            self.status = evt.get("status")
+            if self.status in ("completed", "failed", "canceled"):
+                self.reported_final.add(evt.get("item_id"))
+            if self.status == "completed":
+                self.progress = 1.0
+        elif etype == "invocation_progress":
+            pct = evt.get("percentage")
+            if isinstance(pct, (int, float)) and not isinstance(pct, bool):
+                self.progress = float(min(max(pct, 0.0), 1.0))
+        if etype not in _PROGRESS_EVENTS:
+            return None
+        view = dict(evt)
+        view["status"] = evt.get("status") or self.status
+        view["progress"] = self.progress
+        view.setdefault("node_id", evt.get("invocation_source_id"))
+        return view
 
 
 class WorkflowExecutionMixin:
@@ -333,7 +385,8 @@ class WorkflowExecutionMixin:
                 (completion itself is noticed from events within milliseconds).
             timeout: seconds to wait before raising :class:`JobTimeoutError`.
             progress_callback: called in this thread with a dict for every status change
-                and invocation event (``event_type``, ``status``, ``progress``, ``node_id``...).
+                and invocation event: the event plus ``status``, ``node_id`` and ``progress``
+                (a number in [0, 1], 1.0 once completed).
 
         Raises:
             JobFailedError, JobCanceledError, JobTimeoutError, NoSubmissionError.
@@ -346,13 +399,12 @@ class WorkflowExecutionMixin:
         """
         client = self._require_client()
         ex = self._require_execution("wait_for_completion_sync")
-        status: dict[str, str | None] = {"value": None}
+        tracker = _ProgressTracker()
 
         def on_event(evt: dict[str, Any]) -> None:
-            if evt.get("event_type") == "queue_item_status_changed":
-                status["value"] = evt.get("status")
-            if progress_callback is not None and evt.get("event_type") in _PROGRESS_EVENTS:
-                progress_callback(_progress_view(evt, status["value"]))
+            view = tracker.view(evt)
+            if progress_callback is not None and view is not None:
+                progress_callback(view)
 
         ex.finished = []
         try:
@@ -367,6 +419,9 @@ class WorkflowExecutionMixin:
                 ex.finished.append(item)
         except JobTimeoutError as exc:
             raise self._timeout_error(ex, timeout, exc) from None
+        if progress_callback is not None:
+            for view in tracker.final_views(ex.finished):
+                progress_callback(view)
         return self._final_item(ex)
 
     def _final_item(self, ex: _Execution) -> dict[str, Any]:
@@ -539,13 +594,12 @@ class WorkflowExecutionMixin:
         client = self._require_client()
         ex = self._require_execution("wait_for_completion")
         asub = self._async_subscription(ex)
-        status: dict[str, str | None] = {"value": None}
+        tracker = _ProgressTracker()
 
         async def on_event(evt: dict[str, Any]) -> None:
-            if evt.get("event_type") == "queue_item_status_changed":
-                status["value"] = evt.get("status")
-            if progress_callback is not None and evt.get("event_type") in _PROGRESS_EVENTS:
-                result = progress_callback(_progress_view(evt, status["value"]))
+            view = tracker.view(evt)
+            if progress_callback is not None and view is not None:
+                result = progress_callback(view)
                 if asyncio.iscoroutine(result):
                     await result
 
@@ -562,6 +616,11 @@ class WorkflowExecutionMixin:
                 ex.finished.append(item)
         except JobTimeoutError as exc:
             raise self._timeout_error(ex, timeout, exc) from None
+        if progress_callback is not None:
+            for view in tracker.final_views(ex.finished):
+                result = progress_callback(view)
+                if asyncio.iscoroutine(result):
+                    await result
         return self._final_item(ex)
 
     async def submit_sync_monitor_async(
