@@ -399,8 +399,9 @@ def test_seed_model_snippets_run_as_written(installed: Installed) -> None:
     def pick(pred: Any) -> IvkDnnModel | None:
         return next((m for m in models if pred(m)), None)
 
-    sdxl_main = pick(lambda m: m.type == DnnModelType.Main
-                     and m.base == BaseDnnModelType.StableDiffusionXL)
+    sdxl_main = pick(
+        lambda m: m.type == DnnModelType.Main and m.base == BaseDnnModelType.StableDiffusionXL
+    )
     t5_encoder = pick(lambda m: m.type == DnnModelType.T5Encoder)
     clip_embed = pick(lambda m: m.type == DnnModelType.CLIPEmbed)
     flux_vae = pick(lambda m: m.type == DnnModelType.VAE and m.base == BaseDnnModelType.Flux)

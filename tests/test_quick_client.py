@@ -45,13 +45,9 @@ def board(client: InvokeAIClient) -> Iterator[BoardHandle]:
 
 
 @pytest.mark.parametrize("name", ["copy_image_to_board.json", "sdxl_text_to_image.json"])
-def test_packaged_workflows_accepted_by_workflow_library(
-    client: InvokeAIClient, name: str
-) -> None:
+def test_packaged_workflows_accepted_by_workflow_library(client: InvokeAIClient, name: str) -> None:
     workflow = load_packaged_workflow(name).to_dict()
-    record = client.http.request(
-        "POST", "/api/v1/workflows/", json={"workflow": workflow}
-    ).json()
+    record = client.http.request("POST", "/api/v1/workflows/", json={"workflow": workflow}).json()
     assert record["workflow"]["name"] == workflow["name"]
     client.http.request("DELETE", f"/api/v1/workflows/i/{record['workflow_id']}")
 
@@ -106,8 +102,12 @@ def _nodes_by_type(graph: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 def _edge_set(graph: dict[str, Any]) -> set[tuple[str, str, str, str]]:
     types = {nid: n["type"] for nid, n in graph["nodes"].items()}
     return {
-        (types[e["source"]["node_id"]], e["source"]["field"],
-         types[e["destination"]["node_id"]], e["destination"]["field"])
+        (
+            types[e["source"]["node_id"]],
+            e["source"]["field"],
+            types[e["destination"]["node_id"]],
+            e["destination"]["field"],
+        )
         for e in graph["edges"]
     }
 
@@ -115,22 +115,45 @@ def _edge_set(graph: dict[str, Any]) -> set[tuple[str, str, str, str]]:
 def test_sdxl_request_is_correct(client: InvokeAIClient, board: BoardHandle) -> None:
     qc = QuickClient(client)
     wf = qc.prepare_sdxl_t2i(
-        FAKE_SDXL, "a red fox in snow", "blurry, low quality", 832, 1216, 18,
-        cfg_scale=6.5, scheduler="dpmpp_2m", seed=1234, board_id=board.board_id,
+        FAKE_SDXL,
+        "a red fox in snow",
+        "blurry, low quality",
+        832,
+        1216,
+        18,
+        cfg_scale=6.5,
+        scheduler="dpmpp_2m",
+        seed=1234,
+        board_id=board.board_id,
     )
     assert isinstance(wf, WorkflowHandle)
     body = wf.build_payload()
     graph = body["batch"]["graph"]
     nodes = _nodes_by_type(graph)
-    assert sorted(nodes) == sorted([
-        "sdxl_model_loader", "string", "sdxl_compel_prompt", "integer", "noise",
-        "denoise_latents", "l2i", "save_image"])
+    assert sorted(nodes) == sorted(
+        [
+            "sdxl_model_loader",
+            "string",
+            "sdxl_compel_prompt",
+            "integer",
+            "noise",
+            "denoise_latents",
+            "l2i",
+            "save_image",
+        ]
+    )
     assert len(nodes["sdxl_compel_prompt"]) == 2 and len(nodes["string"]) == 2
     assert nodes["sdxl_model_loader"][0]["model"] == {
-        "key": FAKE_SDXL.key, "hash": FAKE_SDXL.hash, "name": "fake-sdxl-base",
-        "base": "sdxl", "type": "main"}
-    assert sorted(n["value"] for n in nodes["string"]) == ["a red fox in snow",
-                                                           "blurry, low quality"]
+        "key": FAKE_SDXL.key,
+        "hash": FAKE_SDXL.hash,
+        "name": "fake-sdxl-base",
+        "base": "sdxl",
+        "type": "main",
+    }
+    assert sorted(n["value"] for n in nodes["string"]) == [
+        "a red fox in snow",
+        "blurry, low quality",
+    ]
     assert sorted(n["value"] for n in nodes["integer"]) == [832, 1216]
     assert nodes["noise"][0]["seed"] == 1234
     denoise = nodes["denoise_latents"][0]
@@ -157,10 +180,16 @@ def test_sdxl_request_is_correct(client: InvokeAIClient, board: BoardHandle) -> 
         assert expected in edges, expected
     # the positive prompt string feeds the conditioning wired to positive_conditioning
     ids = {n["value"]: nid for nid, n in graph["nodes"].items() if n["type"] == "string"}
-    pos_compel = next(e["destination"]["node_id"] for e in graph["edges"]
-                      if e["source"]["node_id"] == ids["a red fox in snow"])
-    assert any(e["source"]["node_id"] == pos_compel
-               and e["destination"]["field"] == "positive_conditioning" for e in graph["edges"])
+    pos_compel = next(
+        e["destination"]["node_id"]
+        for e in graph["edges"]
+        if e["source"]["node_id"] == ids["a red fox in snow"]
+    )
+    assert any(
+        e["source"]["node_id"] == pos_compel
+        and e["destination"]["field"] == "positive_conditioning"
+        for e in graph["edges"]
+    )
     json.dumps(body)
 
     # The server accepts the graph; running it fails only on the (fake) model.

@@ -368,6 +368,4 @@ class ImageRepository:
 
     def remove_from_board(self, image_name: str) -> None:
         """Take an image off its board: it becomes uncategorized (it is not deleted)."""
-        self._client.http.request(
-            "DELETE", f"{BOARD_IMAGES}/", json={"image_name": image_name}
-        )
+        self._client.http.request("DELETE", f"{BOARD_IMAGES}/", json={"image_name": image_name})

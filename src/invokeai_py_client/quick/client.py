@@ -187,8 +187,9 @@ class QuickClient:
         wf.set(_SDXL_HEIGHT, height)
         wf.set(_SDXL_STEPS, steps)
         wf.set(_SDXL_CFG, cfg_scale)
-        wf.set(_SDXL_SCHEDULER, scheduler.value if isinstance(scheduler, SchedulerName)
-               else scheduler)
+        wf.set(
+            _SDXL_SCHEDULER, scheduler.value if isinstance(scheduler, SchedulerName) else scheduler
+        )
         wf.set(_SDXL_SEED, seed if seed is not None else random.randint(0, 2**32 - 1))
         wf.set(_SDXL_BOARD, board_id or UNCATEGORIZED_BOARD_ID)
         return wf
@@ -238,4 +239,3 @@ class QuickClient:
             board_id=target,
         )
         return self._run_single_output(wf, timeout)
-
