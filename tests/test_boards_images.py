@@ -50,12 +50,16 @@ def test_create_get_by_name_rename_delete(client: InvokeAIClient) -> None:
     assert handle.board_name == name and handle.board_id not in ("", "none")
 
     assert repo.get_board_handle(handle.board_id).board_name == name
+    # one handle per board, reused without a request; renames reach it
+    assert repo.get_board_handle(handle.board_id) is handle
     assert repo.get_board_handle_by_name(name).board_id == handle.board_id
     assert any(b.board_id == handle.board_id for b in repo.list_boards())
 
     renamed = repo.update_board(handle.board_id, board_name=name + "-renamed")
     assert renamed.board_name == name + "-renamed"
+    assert handle.board_name == name + "-renamed"
     assert handle.refresh().board_name == name + "-renamed"
+    assert repo.get_board_handle(handle.board_id, refresh=True) is handle
     assert repo.rename_board(handle.board_id, name).board_name == name
 
     assert repo.delete_board(handle.board_id) is True

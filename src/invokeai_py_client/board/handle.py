@@ -75,7 +75,11 @@ class BoardHandle:
 
     def refresh(self) -> IvkBoard:
         """Re-read the board record (name, counts) from the server and return it."""
-        self._board = self._client.board_repo.get_board(self.board_id)
+        try:
+            self._board = self._client.board_repo.get_board(self.board_id)
+        except BoardError:
+            self._client.board_repo._forget(self.board_id)
+            raise
         return self._board
 
     def __repr__(self) -> str:

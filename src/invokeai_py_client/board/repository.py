@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -54,6 +55,8 @@ class BoardRepository:
 
     def __init__(self, client: InvokeAIClient) -> None:
         self._client = client
+        self._handles: dict[str, BoardHandle] = {}
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ listing
 
@@ -109,10 +112,12 @@ class BoardRepository:
 
     # ------------------------------------------------------------------ handles
 
-    def get_board_handle(self, board_id: str | None) -> BoardHandle:
+    def get_board_handle(self, board_id: str | None, *, refresh: bool = False) -> BoardHandle:
         """A handle for a board id; ``"none"`` (or ``None``) is uncategorized.
 
-        Raises :class:`BoardError` when there is no such board.
+        The board is checked with one request the first time; later calls return the same
+        handle without a request (``refresh=True`` re-reads the record). Raises
+        :class:`BoardError` when there is no such board.
 
         Example::
 
@@ -121,7 +126,24 @@ class BoardRepository:
         """
         if board_id is None or board_id == UNCATEGORIZED_BOARD_ID:
             return self.get_uncategorized_handle()
-        return BoardHandle(self._client, self.get_board(board_id))
+        with self._lock:
+            cached = self._handles.get(board_id)
+        if cached is not None and not refresh:
+            return cached
+        return self._remember(BoardHandle(self._client, self.get_board(board_id)))
+
+    def _remember(self, handle: BoardHandle) -> BoardHandle:
+        with self._lock:
+            cached = self._handles.get(handle.board_id)
+            if cached is not None:
+                cached._board = handle.board  # keep one handle per board, with fresh data
+                return cached
+            self._handles[handle.board_id] = handle
+            return handle
+
+    def _forget(self, board_id: str) -> None:
+        with self._lock:
+            self._handles.pop(board_id, None)
 
     def get_board_handle_by_name(self, name: str) -> BoardHandle:
         """A handle for the board with this exact name (the oldest if several share it).
@@ -136,7 +158,7 @@ class BoardRepository:
         _check_name(name)
         found = self.find_boards_by_name(name)
         if found:
-            return BoardHandle(self._client, found[0])
+            return self._remember(BoardHandle(self._client, found[0]))
         if name == UNCATEGORIZED_BOARD_NAME:
             return self.get_uncategorized_handle()
         raise BoardError(
@@ -171,13 +193,13 @@ class BoardRepository:
         resp = self._client.http.request(
             "POST", f"{BOARDS}/", params={"board_name": name}, retry=False
         )
-        return BoardHandle(self._client, IvkBoard.from_api(resp.json()))
+        return self._remember(BoardHandle(self._client, IvkBoard.from_api(resp.json())))
 
     def get_or_create_board(self, board_name: str) -> BoardHandle:
         """The oldest board with this name, created when there is none."""
         found = self.find_boards_by_name(_check_name(board_name))
         if found:
-            return BoardHandle(self._client, found[0])
+            return self._remember(BoardHandle(self._client, found[0]))
         return self.create_board(board_name)
 
     def update_board(
@@ -209,7 +231,9 @@ class BoardRepository:
             resp = self._client.http.request("PATCH", _board_path(board_id), json=changes)
         except NotFoundError as exc:
             raise BoardError(f"no board with id {board_id!r} to update") from exc
-        return IvkBoard.from_api(resp.json())
+        board = IvkBoard.from_api(resp.json())
+        self._remember(BoardHandle(self._client, board))
+        return board
 
     def rename_board(self, board_id: str, new_name: str) -> IvkBoard:
         """Rename a board; returns the updated record."""
@@ -231,5 +255,7 @@ class BoardRepository:
                 "DELETE", _board_path(board_id), params={"include_images": delete_images}
             )
         except NotFoundError as exc:
+            self._forget(board_id)
             raise BoardError(f"no board with id {board_id!r} to delete") from exc
+        self._forget(board_id)
         return True
