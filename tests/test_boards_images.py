@@ -343,3 +343,30 @@ def test_seed_board_examples_run_as_written(
             client.images.delete_image(nm)
     finally:
         client.board_repo.delete_board(new_board.board_id, delete_images=True)
+
+
+def test_image_from_workflow_handle_carries_its_workflow(
+    client: InvokeAIClient, board: BoardHandle, examples_dir: Path
+) -> None:
+    """blur.json run through the handle API: the saved image embeds the workflow JSON."""
+    path = examples_dir / "blur.json"
+    if not path.is_file():
+        pytest.skip("examples/workflows/blur.json is not present")
+    from invokeai_py_client.workflow import WorkflowDefinition
+
+    wf = client.workflow_repo.create_workflow(WorkflowDefinition.from_file(path))
+    wf.set("Width", 40)
+    wf.set("Output Board", board.board_id)
+    wf.submit_sync()
+    item = wf.wait_for_completion_sync(timeout=60)
+    names = [n for m in wf.map_outputs_to_images(item) for n in m["image_names"]]
+    saved = [n for n in names if n in board.list_image_names()]
+    assert len(saved) == 1
+    record = client.images.get_image(saved[0])
+    assert record.has_workflow and record.width == 40
+    embedded = client.images.get_workflow(saved[0])
+    assert embedded is not None
+    assert embedded["name"] == json.loads(path.read_text())["name"]
+    width_node = next(n for n in embedded["nodes"] if n["data"]["type"] == "blank_image")
+    assert width_node["data"]["inputs"]["width"]["value"] == 40  # the values it ran with
+    assert board.download_image(saved[0]).startswith(b"\x89PNG")

@@ -216,13 +216,13 @@ class DnnModelRepository:
             job = repo.install_model("/data/embeddings/my-style.safetensors")
             print(job.model.name, job.model.base, job.model.type)
         """
-        if isinstance(source, Path) or str(source).startswith(("/", "./", "../", "~")):
-            path = Path(source).expanduser()
-            if not path.exists():
-                raise ModelInstallError(f"cannot install {str(path)!r}: no such file or folder")
-            source_text = str(path.resolve())
+        path = Path(source).expanduser()
+        if path.exists():
+            source_text = str(path.resolve())  # the server resolves paths from its own cwd
+        elif isinstance(source, Path) or str(source).startswith(("/", "./", "../", "~")):
+            raise ModelInstallError(f"cannot install {str(path)!r}: no such file or folder")
         else:
-            source_text = str(source)
+            source_text = str(source)  # a URL or a HuggingFace repo id
         try:
             resp = self._client.http.request(
                 "POST",
