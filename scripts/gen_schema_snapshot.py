@@ -5,6 +5,7 @@ started) and compacts its invocation schemas with the same parser a connected cl
 for a live ``/openapi.json``::
 
     INVOKEAI_ROOT=$(mktemp -d) .venv/bin/python scripts/gen_schema_snapshot.py
+    .venv/bin/python scripts/gen_schema_snapshot.py --check   # exit 1 if it is stale
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def _torchvision_fix() -> None:
 
 
 def main() -> None:
+    check = "--check" in sys.argv[1:]
     os.environ.setdefault("INVOKEAI_ROOT", tempfile.mkdtemp(prefix="ivk-schema-"))
     sys.argv = sys.argv[:1]
     _torchvision_fix()
@@ -44,6 +46,13 @@ def main() -> None:
     index.version = version("invokeai")
     data = index.to_compact()
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    if check:
+        with gzip.open(SNAPSHOT_PATH, "rb") as fh:
+            current = fh.read()
+        if current != raw:
+            sys.exit(f"{SNAPSHOT_PATH} is stale: run scripts/gen_schema_snapshot.py")
+        print(f"{SNAPSHOT_PATH.name} matches invokeai {index.version} ({len(index)} node types)")
+        return
     with gzip.GzipFile(SNAPSHOT_PATH, "wb", mtime=0) as fh:
         fh.write(raw)
     print(f"{len(index)} node types, {len(raw)} bytes -> {SNAPSHOT_PATH}")

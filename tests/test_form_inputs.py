@@ -490,6 +490,17 @@ def test_repository_takes_the_clients_schema() -> None:
     assert WorkflowRepository(object()).node_schema() is NodeSchemaIndex.offline()  # type: ignore[arg-type]
 
 
+def test_handle_takes_the_clients_schema_when_none_is_given() -> None:
+    class FakeClient:
+        def node_schema(self) -> NodeSchemaIndex:
+            return NodeSchemaIndex.empty()
+
+    defn = WorkflowDefinition.from_dict(blur_workflow())
+    assert len(WorkflowHandle(defn, FakeClient()).schema) == 0  # type: ignore[arg-type]
+    assert WorkflowHandle(defn).schema is NodeSchemaIndex.offline()
+    assert WorkflowHandle(defn, None, NodeSchemaIndex.empty()).client is None
+
+
 def test_create_workflow_from_file(tmp_path: Path) -> None:
     import json
 

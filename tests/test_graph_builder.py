@@ -475,3 +475,18 @@ def test_plan_is_cached_per_schema() -> None:
     g2 = build_graph(defn, schema=SCHEMA)
     assert g1 == g2 and g1 is not g2
     assert copy.deepcopy(g1) == build_graph(defn)
+
+
+@pytest.mark.slow
+def test_offline_snapshot_matches_the_installed_invokeai() -> None:
+    """The packaged snapshot is what the live parser makes of InvokeAI 6.14.2's openapi."""
+    import subprocess
+    import sys
+
+    invokeai_models()  # skips when invokeai is not installed
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen_schema_snapshot.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "matches invokeai 6.14.2" in done.stdout

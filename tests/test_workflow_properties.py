@@ -209,3 +209,39 @@ def test_base_workflow_is_valid() -> None:
         [{"node_path": "canvas", "field_name": "height", "items": [1, 2]}]
     ]
     assert p["batch"]["graph"]["edges"][0]["source"] == {"node_id": "canvas", "field": "image"}
+
+
+any_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+keys = st.one_of(
+    st.integers(-3, 8),
+    st.text(max_size=8),
+    st.sampled_from(["Width", "Radius", "Board", "Integers", "canvas.width", "radius"]),
+    st.tuples(st.text(max_size=4), st.text(max_size=4)),
+    st.none(),
+    st.floats(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys, any_value)
+def test_setting_anything_raises_only_library_errors(key: Any, value: Any) -> None:
+    wf = REPO.create_workflow(WorkflowDefinition.from_dict(BASE))
+    before = [i.field.to_api_value() for i in wf.list_inputs()]
+    try:
+        field = wf.set(key, value)
+    except InvokeAIError:
+        # a refused value leaves every input as it was
+        assert [i.field.to_api_value() for i in wf.list_inputs()] == before
+        return
+    field.validate_field()
+    try:
+        wf.build_payload()
+    except InvokeAIError as exc:  # e.g. a batch node given no items
+        assert "batch node" in str(exc)

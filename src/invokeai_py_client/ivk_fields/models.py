@@ -38,8 +38,8 @@ class IvkModelIdentifierField(IvkField[dict[str, Any]]):
     """A reference to an installed model. Set its attributes (no ``.value``).
 
     ``allowed_bases`` / ``allowed_types`` come from the node schema (``ui_model_base`` /
-    ``ui_model_type``) and are checked by :meth:`validate_field`... only when both sides are
-    known; an unset identifier passes.
+    ``ui_model_type``); a set identifier must match them, an unset one (empty ``key``)
+    always passes and is left out of the graph.
 
     Example::
 

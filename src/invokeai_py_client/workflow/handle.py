@@ -133,6 +133,9 @@ def _board_str(value: Any) -> str | None:
 class WorkflowHandle(WorkflowExecutionMixin):
     """A workflow bound to a client (or to none, for dry runs) with typed, settable inputs.
 
+    ``schema`` defaults to ``client.node_schema()`` (the server's, cached by the client)
+    when the client has it, else to the offline InvokeAI 6.14.2 snapshot.
+
     Example::
 
         wf = WorkflowHandle(WorkflowDefinition.from_file("blur.json"))   # offline schema
@@ -150,7 +153,11 @@ class WorkflowHandle(WorkflowExecutionMixin):
     ) -> None:
         self.definition = definition
         self.client = client
-        self.schema: NodeSchemaIndex = schema if schema is not None else NodeSchemaIndex.offline()
+        if schema is None:
+            getter: Any = getattr(client, "node_schema", None)
+            fetched = getter() if callable(getter) else None
+            schema = fetched if isinstance(fetched, NodeSchemaIndex) else NodeSchemaIndex.offline()
+        self.schema: NodeSchemaIndex = schema
         self.registry = registry or default_registry()
         self._inputs: list[IvkWorkflowInput] = self._discover()
 
