@@ -229,8 +229,15 @@ def test_get_by_key_hash_attributes(installed: Installed) -> None:
 
 
 @pytest.mark.server
-def test_install_errors_and_delete(client: InvokeAIClient, tmp_path: Path) -> None:
+def test_install_errors_and_delete(
+    client: InvokeAIClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = client.dnn_model_repo
+    monkeypatch.chdir(tmp_path)
+    write_embedding(tmp_path / "relative.safetensors", "sd1")
+    rel = repo.install_model("relative.safetensors", timeout=120).model
+    assert rel is not None and rel.name == "relative"
+    repo.delete_model(rel.key)
     with pytest.raises(ModelInstallError, match="no such file"):
         repo.install_model(tmp_path / "missing.safetensors")
     empty = tmp_path / "empty-folder"
