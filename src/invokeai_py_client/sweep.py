@@ -493,6 +493,11 @@ class AxisSpec:
         )
 
 
+def _wire(v: Any) -> Any:
+    """The value as sent: a local image not uploaded yet shows as a placeholder name."""
+    return v.placeholder() if isinstance(v, LocalImage) else v
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, LocalImage):
         return {"__local_image__": True, "path": v.path, "sha256": v.sha256}
@@ -653,7 +658,11 @@ class SweepPlan:
         """The compact ``batch.data``: zipped groups as inner lists (they multiply)."""
         return [
             [
-                {"node_path": a.node_id, "field_name": a.field_name, "items": list(a.values)}
+                {
+                    "node_path": a.node_id,
+                    "field_name": a.field_name,
+                    "items": [_wire(v) for v in a.values],
+                }
                 for a in group
             ]
             for group in self.groups
@@ -700,7 +709,7 @@ class SweepPlan:
         columns: list[list[Any]] = [[] for _ in self.axes]
         for r in range(lo, hi):
             for i, (_, value, _) in enumerate(self.run_values(r)):
-                columns[i].append(value)
+                columns[i].append(_wire(value))
         body["batch"]["data"] = [
             [
                 {"node_path": a.node_id, "field_name": a.field_name, "items": col}
@@ -887,7 +896,7 @@ def _plan(sweep: Sweep, handle: HandleLike) -> SweepPlan:
     for gd in gui_data:
         for datum in gd:
             nid, fname = str(datum["node_path"]), str(datum["field_name"])
-            inp = by_field.get((nid, fname))
+            inp = by_field.get((nid, fname)) or _batch_node_input(handle, inputs, nid, fname)
             name = display_name(inp) if inp is not None else f"{nid}.{fname}"
             items = tuple(datum.get("items") or ())
             axes.append(
@@ -953,6 +962,17 @@ def _plan(sweep: Sweep, handle: HandleLike) -> SweepPlan:
             used[(nid, fname)] = name
         group_no += 1
     return SweepPlan(template=template, axes=axes, runs=sweep.runs * int(batch.get("runs") or 1))
+
+
+def _batch_node_input(handle: Any, inputs: Sequence[Any], nid: str, fname: str) -> Any:
+    """The Form input of the GUI batch node feeding ``nid.fname`` (its items), if any."""
+    definition = getattr(handle, "definition", None)
+    for e in getattr(definition, "edges", None) or ():
+        if getattr(e, "target", None) == nid and getattr(e, "target_handle", None) == fname:
+            for i in inputs:
+                if str(i.node_id) == str(e.source):
+                    return i
+    return None
 
 
 def _check_uniform(values: Sequence[Any], where: str) -> None:

@@ -109,6 +109,7 @@ class Engine:
         self.cancel_event = asyncio.Event()
         self.wake = asyncio.Event()
         self.queue_cap: int | None = None
+        self._last_room_check = 0.0
         self.disconnected_once = False
         self.reconcile_needed = True
         self.last_news = time.monotonic()
@@ -265,10 +266,15 @@ class Engine:
             return
         hi = self.count
         if self.queue_cap is not None:
+            # the queue was full: wait until half of it is free (or all that is left fits)
+            now = time.monotonic()
+            if now - self._last_room_check < 0.2:
+                return
+            self._last_room_check = now
             status = await self.client.queue.aqueue_status()
             pending = int((status.get("queue") or status).get("pending", 0))
             room = self.queue_cap - pending
-            if room < min(hi - lo, max(1, self.queue_cap // 4)):
+            if room < min(hi - lo, max(1, self.queue_cap // 2)):
                 return
             hi = min(hi, lo + room)
         batch_id = f"{self.ledger.get_meta('run_id')}-{uuid.uuid4().hex[:8]}"

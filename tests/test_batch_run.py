@@ -1,0 +1,161 @@
+"""BatchRun against real InvokeAI servers: one request per sweep, every image on disk.
+
+Counts the HTTP requests the run makes (by wrapping the async transport on a real connection),
+checks each manifest row against the ``field_values`` the server recorded for its item and
+against the PNG itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from invokeai_py_client import InvokeAIClient
+from invokeai_py_client._http import AsyncHttpTransport
+from invokeai_py_client.local_server import LocalServer
+from invokeai_py_client.run import BatchRun, Ledger, Progress, read_manifest
+from invokeai_py_client.sweep import Sweep
+from invokeai_py_client.workflow import WorkflowDefinition
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"
+
+
+@pytest.fixture
+def requests_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[tuple[str, str]]]:
+    """Every async request made, as (method, path) -> count."""
+    seen: Counter[tuple[str, str]] = Counter()
+    original = AsyncHttpTransport.request
+
+    async def spy(self: AsyncHttpTransport, method: str, path: str, **kw: Any) -> Any:
+        seen[(method.upper(), path)] += 1
+        return await original(self, method, path, **kw)
+
+    monkeypatch.setattr(AsyncHttpTransport, "request", spy)
+    yield seen
+
+
+def blur(client: InvokeAIClient) -> Any:
+    return client.workflow_repo.create_workflow(
+        WorkflowDefinition.from_file(EXAMPLES / "blur.json")
+    )
+
+
+@pytest.mark.server
+def test_3x4_sweep_is_one_request_12_items_12_files(
+    client: InvokeAIClient, tmp_path: Path, requests_log: Counter[tuple[str, str]]
+) -> None:
+    sweep = Sweep().axis("Width", [32, 48, 64]).axis("Blur Radius", [1, 2, 3, 4])
+    progress: list[Progress] = []
+    run = BatchRun(client, blur(client), sweep, tmp_path / "out", on_progress=progress.append)
+    assert run.count == 12
+    result = run.run()
+    assert result.ok, result
+    assert (result.completed, result.images) == (12, 12)
+
+    enqueues = [k for k in requests_log if k[1].endswith("/enqueue_batch")]
+    assert enqueues == [("POST", "/api/v1/queue/default/enqueue_batch")]
+    assert requests_log[enqueues[0]] == 1
+    downloads = sum(n for (m, p), n in requests_log.items() if p.endswith("/full"))
+    assert downloads == 12  # one request per image
+    full_items = sum(n for (m, p), n in requests_log.items() if "items_by_ids" in p)
+    assert full_items == 0  # events carried the image names
+
+    rows = read_manifest(result.out_dir)
+    assert len(rows) == 12
+    assert sorted(r["run_index"] for r in rows) == list(range(12))
+    assert len({r["path"] for r in rows}) == 12
+    batch_ids = {r["batch_id"] for r in rows}
+    assert len(batch_ids) == 1
+    status = client.queue.batch_status(batch_ids.pop())
+    assert (status["total"], status["completed"]) == (12, 12)
+    seen_params = set()
+    width_node = run.handle.input("Width").node_id  # type: ignore[attr-defined]
+    radius_node = run.handle.input("Blur Radius").node_id  # type: ignore[attr-defined]
+    for r in rows:
+        item = client.queue.get_item(r["item_id"])
+        fv = {(v["node_path"], v["field_name"]): v["value"] for v in item["field_values"]}
+        width = fv[(width_node, "width")]
+        radius = fv[(radius_node, "radius")]
+        assert r["params"] == {"Width": width, "Blur Radius": radius}
+        assert r["param_indices"] == {"0": width, "3": radius}
+        assert r["status"] == "completed" and r["node_label"] == "Output"
+        with Image.open(result.out_dir / r["path"]) as im:
+            assert im.size == (width, 64)
+        assert f"width-{width}_" in r["path"]
+        seen_params.add((width, radius))
+    assert len(seen_params) == 12
+    assert progress[-1].done == 12 and progress[-1].remaining == 0
+
+    info = json.loads((result.out_dir / "run.json").read_text())
+    assert [a["name"] for a in info["axes"]] == ["Width", "Blur Radius"]
+    assert info["axes"][0]["values"] == [32, 48, 64]
+    assert info["groups"] == [["Width"], ["Blur Radius"]]
+    csv_lines = (result.out_dir / "manifest.csv").read_text().splitlines()
+    assert len(csv_lines) == 13 and "param:Width" in csv_lines[0]
+
+
+@pytest.mark.server
+def test_failed_items_are_in_the_manifest_with_the_server_error(
+    client: InvokeAIClient, tmp_path: Path
+) -> None:
+    wf = client.workflow_repo.create_workflow(
+        WorkflowDefinition.from_file(EXAMPLES / "crop_fail.json")
+    )
+    result = BatchRun(client, wf, Sweep().axis("Crop Width", [32, 2147483648]), tmp_path).run()
+    assert (result.completed, result.failed, result.ok) == (1, 1, False)
+    rows = {r["status"]: r for r in read_manifest(tmp_path)}
+    assert rows["failed"]["error_type"] == "OverflowError"
+    assert rows["failed"]["path"] is None
+    assert rows["completed"]["params"] == {"Crop Width": 32}
+
+
+@pytest.mark.server
+async def test_cancel_stops_and_cancels_on_the_server(
+    client: InvokeAIClient, tmp_path: Path
+) -> None:
+    sweep = Sweep().axis("Width", list(range(8, 208))).axis("Blur Radius", [0.5])
+    run = BatchRun(client, blur(client), sweep, tmp_path)
+    task = asyncio.create_task(run.arun())
+    async for p in run.progress():
+        if p.done >= 2:
+            run.cancel()
+            break
+    result = await task
+    assert result.cancelled and not result.ok
+    assert result.completed < 200
+    ledger = Ledger.open(tmp_path)
+    [batch] = ledger.batches()
+    status = client.queue.batch_status(batch.batch_id)
+    assert status["pending"] == 0 and status["in_progress"] == 0
+    assert status["canceled"] > 0
+    rows = read_manifest(tmp_path)
+    assert {r["status"] for r in rows} <= {"completed", "canceled"}
+    on_disk = {p.name for p in (tmp_path / "images").iterdir()}
+    assert {Path(r["path"]).name for r in rows if r["path"]} == on_disk
+
+
+@pytest.mark.slow
+def test_small_queue_forces_chunks_and_everything_completes(tmp_path: Path) -> None:
+    with (
+        LocalServer(tmp_path / "root", fast=True, config={"max_queue_size": 5}) as srv,
+        InvokeAIClient.from_url(srv.url) as client,
+    ):
+        sweep = Sweep().axis("Width", [16, 24, 32]).axis("Blur Radius", [1, 2, 3, 4])
+        result = BatchRun(client, blur(client), sweep, tmp_path / "out").run()
+        assert result.ok and result.images == 12
+        ledger = Ledger.open(tmp_path / "out")
+        batches = ledger.batches()
+        assert len(batches) >= 3  # 5 at a time at most
+        assert sum(b.enqueued or 0 for b in batches) == 12
+        rows = read_manifest(tmp_path / "out")
+        assert sorted(r["run_index"] for r in rows) == list(range(12))
+        for r in rows:
+            with Image.open(tmp_path / "out" / r["path"]) as im:
+                assert im.size[0] == r["params"]["Width"]
