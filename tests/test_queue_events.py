@@ -71,6 +71,14 @@ def test_wait_state_polls_with_backoff_only_when_disconnected() -> None:
     assert state.take_checks() == ([1, 2], False)
 
 
+def test_batch_counts_gate_the_summary_reads() -> None:
+    state = _WaitState(range(20), poll_interval=1.0)
+    st = {"batch_id": "b", "completed": 3, "failed": 0, "canceled": 0, "total": 20}
+    assert state.batches_unchanged([st]) is False  # first read: no baseline yet
+    assert state.batches_unchanged([dict(st)]) is True
+    assert state.batches_unchanged([{**st, "failed": 1}]) is False
+
+
 # --------------------------------------------------------------------------- queue
 
 
@@ -230,6 +238,31 @@ def test_dropped_socket_falls_back_to_polling(client: InvokeAIClient, examples_d
     assert hub.stats["connects"] >= 2
     ids = client.queue.enqueue_batch(blur_body(client, examples_dir))["item_ids"]
     assert next(iter(hub.iter_finished(ids, timeout=20)))["status"] == "completed"
+
+
+@pytest.mark.server
+def test_many_items_without_socket_poll_batch_counts_first(
+    client: InvokeAIClient, examples_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = client.events
+    assert hub.wait_connected(10)
+    hub.reconnect_delay = 30.0  # the socket stays down for this test
+    hub.drop_connection()
+    body = blur_body(client, examples_dir, runs=12)
+    ids = client.queue.enqueue_batch(body)["item_ids"]
+    sent: list[str] = []
+    real = client.http.request
+
+    def counting(method: str, path: str, **kw: Any) -> Any:
+        sent.append(path.rsplit("/", 1)[-1])
+        return real(method, path, **kw)
+
+    monkeypatch.setattr(client.http, "request", counting)
+    done = list(hub.iter_finished(ids, timeout=60, batch_ids=[body["batch"]["batch_id"]]))
+    assert sorted(d["item_id"] for d in done) == sorted(ids)
+    assert {d["status"] for d in done} == {"completed"}
+    assert "status" in sent and "items_by_ids" not in sent  # counts and summaries only
+    assert sent.count("item_summaries_by_ids") <= sent.count("status")
 
 
 @pytest.mark.server

@@ -62,6 +62,9 @@ EventCallback = Callable[[EventDict], None]
 HUB_DISCONNECTED = "hub_disconnected"
 HUB_RECONNECTED = "hub_reconnected"
 STATUS_CHANGED = "queue_item_status_changed"
+_FINAL_COUNT_KEYS = ("completed", "failed", "canceled", "total")
+#: With at least this many unfinished items, safety polls read the batch counts first.
+BATCH_GATE_MIN_ITEMS = 2
 
 
 def _as_event(event: str, data: Any) -> EventDict:
@@ -246,6 +249,22 @@ class _WaitState:
         self.to_confirm: set[int] = set()
         self.check_all = True  # the job may have ended before we subscribed
         self._backoff = 0.05
+        self.batch_baseline: dict[str, int] | None = None
+
+    def batches_unchanged(self, statuses: Iterable[Mapping[str, Any]]) -> bool:
+        """True when no item of these batches finished since the last summary read.
+
+        Counts are read before the summaries, so an item finishing in between still shows up
+        as a change at the next poll.
+        """
+        counts = {
+            str(st.get("batch_id")): sum(int(st.get(k) or 0) for k in _FINAL_COUNT_KEYS)
+            for st in statuses
+        }
+        if counts == self.batch_baseline:
+            return True
+        self.batch_baseline = counts
+        return False
 
     def on_event(self, evt: Mapping[str, Any]) -> None:
         etype = evt.get("event_type")
@@ -353,7 +372,7 @@ class EventHub:
         return origin, f"{prefix}/ws/socket.io"
 
     async def _supervise(self) -> None:
-        delay = self.reconnect_delay
+        delay: float | None = None  # None: the next wait is the first after a connection
         origin, path = self._socket_target()
         api_key = self._client.api_key
         while not self._closing:
@@ -379,7 +398,7 @@ class EventHub:
                     await sio.emit("subscribe_queue", {"queue_id": self.queue_id})
                 self.stats["connects"] += 1
                 self.last_error = None
-                delay = self.reconnect_delay
+                delay = None
                 self._connected.set()
                 self._broadcast(_as_event(HUB_RECONNECTED, None))
                 await self._dropped.wait()
@@ -395,8 +414,10 @@ class EventHub:
                     await sio.disconnect()
             if self._closing:
                 break
+            delay = (
+                self.reconnect_delay if delay is None else min(delay * 2, self.reconnect_delay_max)
+            )
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self.reconnect_delay_max)
 
     def _make_on_disconnect(self, dropped: asyncio.Event) -> Callable[..., None]:
         def on_disconnect(*_args: Any) -> None:
@@ -549,6 +570,7 @@ class EventHub:
         fetch_full: bool = False,
         subscription: Subscription | None = None,
         on_event: EventCallback | None = None,
+        batch_ids: Iterable[str] = (),
     ) -> Iterator[dict[str, Any]]:
         """Yield each item once it is completed, failed or canceled (in finishing order).
 
@@ -556,7 +578,9 @@ class EventHub:
         items with ``fetch_full=True``. ``poll_interval`` is the safety poll while the socket is
         up; while it is down the server is polled with backoff starting at 50 ms. ``on_event``
         sees every event of those items, in the caller's thread. Items the server no longer
-        has are yielded as ``{"item_id": id, "status": "missing"}``.
+        has are yielded as ``{"item_id": id, "status": "missing"}``. Give the items'
+        ``batch_ids`` when waiting on many items: safety polls then read each batch's counts
+        (``b/{id}/status``) and skip the item summaries when nothing new finished.
 
         Raises:
             JobTimeoutError: ``timeout`` seconds passed with items still unfinished.
@@ -568,6 +592,7 @@ class EventHub:
             sub.add_items(state.pending)
         self.start()
         queue_client = self._client.queue
+        gate = sorted({str(b) for b in batch_ids})
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while state.pending:
@@ -576,6 +601,10 @@ class EventHub:
                     self._note(state, evt, on_event)
                     evt = sub.get_nowait()
                 ids, confirmed = state.take_checks()
+                if ids and not confirmed and gate and len(ids) >= BATCH_GATE_MIN_ITEMS:
+                    self.stats["polls"] += 1
+                    if state.batches_unchanged(queue_client.batch_status(b) for b in gate):
+                        ids = []
                 if ids:
                     self.stats["polls"] += 1
                     # events said these ended: read the full items at once (one request);
@@ -626,6 +655,7 @@ class EventHub:
         fetch_full: bool = False,
         subscription: AsyncSubscription | None = None,
         on_event: Callable[[EventDict], Any] | None = None,
+        batch_ids: Iterable[str] = (),
     ) -> AsyncIterator[dict[str, Any]]:
         """Asyncio twin of :meth:`iter_finished` (HTTP through ``client.async_http()``)."""
         state = _WaitState(item_ids, poll_interval)
@@ -636,6 +666,7 @@ class EventHub:
         self.start()
         queue_client = self._client.queue
         loop = asyncio.get_running_loop()
+        gate = sorted({str(b) for b in batch_ids})
         deadline = None if timeout is None else loop.time() + timeout
         try:
             while state.pending:
@@ -644,6 +675,11 @@ class EventHub:
                     await self._anote(state, aevt, on_event)
                     aevt = sub.get_nowait()
                 ids, confirmed = state.take_checks()
+                if ids and not confirmed and gate and len(ids) >= BATCH_GATE_MIN_ITEMS:
+                    self.stats["polls"] += 1
+                    statuses = [await queue_client.abatch_status(b) for b in gate]
+                    if state.batches_unchanged(statuses):
+                        ids = []
                 if ids:
                     self.stats["polls"] += 1
                     if fetch_full and confirmed:

@@ -415,6 +415,7 @@ class WorkflowExecutionMixin:
                 fetch_full=True,
                 subscription=ex.sub,
                 on_event=on_event,
+                batch_ids=[ex.batch_id],
             ):
                 ex.finished.append(item)
         except JobTimeoutError as exc:
@@ -612,6 +613,7 @@ class WorkflowExecutionMixin:
                 fetch_full=True,
                 subscription=asub,
                 on_event=on_event,
+                batch_ids=[ex.batch_id],
             ):
                 ex.finished.append(item)
         except JobTimeoutError as exc:
@@ -661,6 +663,7 @@ class WorkflowExecutionMixin:
                     fetch_full=True,
                     subscription=asub,
                     on_event=out.put_nowait,
+                    batch_ids=[ex.batch_id],
                 ):
                     ex.finished.append(item)
                     out.put_nowait(
