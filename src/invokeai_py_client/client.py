@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .events import EventHub
     from .images import ImageRepository
     from .queue import QueueClient
+    from .quick import QuickClient
     from .workflow import WorkflowRepository
     from .workflow.schema import NodeSchemaIndex
 
@@ -252,6 +253,13 @@ class InvokeAIClient:
         from .queue import QueueClient
 
         return self._lazy("queue", QueueClient)  # type: ignore[no-any-return]
+
+    @property
+    def quick(self) -> QuickClient:
+        """High-level helpers (copy an image to a board, SDXL text-to-image)."""
+        from .quick import QuickClient
+
+        return self._lazy("quick", QuickClient)  # type: ignore[no-any-return]
 
     @property
     def events(self) -> EventHub:
