@@ -339,3 +339,22 @@ def test_resource_commands(server: LocalServer, tmp_path: Path, sweep_run: Path)
     q = ivk("queue", "status", "--json", url=url)
     assert q.returncode == 0 and "pending" in json_lines(q.stdout)[-1]
     assert ivk("queue", "cancel", url=url).returncode == 2  # nothing named
+
+
+@pytest.mark.slow
+def test_demo_runs_the_sweep_through_ivk_and_reuses_its_root(tmp_path: Path) -> None:
+    """``python3 dev.py demo``: a local server, a 2 x 3 sweep, manifest and sheet."""
+    for _ in range(2):  # the second run reuses out/.invokeai-root
+        res = subprocess.run(
+            [sys.executable, "-m", "invokeai_py_client.demo", "--out", str(tmp_path)],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+    runs = sorted(tmp_path.glob("demo-*"))
+    assert len(runs) >= 1 and (tmp_path / ".invokeai-root").is_dir()
+    run = runs[-1]
+    assert len(list((run / "images").glob("*.png"))) == 6
+    assert len((run / "manifest.jsonl").read_text().splitlines()) == 6
+    with Image.open(run / "sheet.png") as img:
+        assert img.size[0] > 300
+    assert f"contact sheet  {run / 'sheet.png'}" in res.stdout

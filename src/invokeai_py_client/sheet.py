@@ -310,8 +310,9 @@ def _paste_cell(
     cell: _Cell,
     box: tuple[int, int, int, int],
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    scale: float,
 ) -> bool:
-    """Draw one cell; returns True when an image was pasted."""
+    """Draw one cell (the image scaled by ``scale``, kept inside the cell); True if pasted."""
     x0, y0, x1, y1 = box
     img = _load_image(run_dir, cell.row)
     if img is None:
@@ -321,13 +322,12 @@ def _paste_cell(
         return False
     draw.rectangle(box, fill=CELL_BACKGROUND)
     w, h = x1 - x0, y1 - y0
-    img.thumbnail((w, h), Image.Resampling.LANCZOS)
-    if img.width < w and img.height < h:  # small images are scaled up, crisp
-        scale = min(w / img.width, h / img.height)
-        img = img.resize(
-            (max(1, int(img.width * scale)), max(1, int(img.height * scale))),
-            Image.Resampling.NEAREST,
-        )
+    # one scale for the whole sheet keeps the images' relative sizes (a swept width shows)
+    f = min(scale, w / img.width, h / img.height)
+    if f != 1:
+        size = (max(1, round(img.width * f)), max(1, round(img.height * f)))
+        method = Image.Resampling.NEAREST if f > 1 else Image.Resampling.LANCZOS
+        img = img.resize(size, method)
     pos = (x0 + (w - img.width) // 2, y0 + (h - img.height) // 2)
     if img.mode == "RGBA":
         sheet.paste(img, pos, img)
@@ -336,15 +336,17 @@ def _paste_cell(
     return True
 
 
-def _cell_size(run_dir: Path, rows: Sequence[Mapping[str, Any]], cell: int | None) -> int:
-    if cell:
-        return max(32, int(cell))
+def _cell_size(
+    run_dir: Path, rows: Sequence[Mapping[str, Any]], cell: int | None
+) -> tuple[int, float]:
+    """The cell size, and the one scale that fits the largest image (of the first 50)."""
     biggest = 0
     for row in rows[:50]:
         img = _load_image(run_dir, row)
         if img is not None:
             biggest = max(biggest, img.width, img.height)
-    return min(256, max(128, biggest))
+    size = max(32, int(cell)) if cell else min(256, max(128, biggest))
+    return size, (size / biggest if biggest else 1.0)
 
 
 def _sheet_paths(out: Path, pages: int) -> list[Path]:
@@ -410,6 +412,7 @@ def _draw_xy(
     ys: list[str],
     cells: list[list[_Cell]],
     cell: int,
+    scale: float,
 ) -> SheetPage:
     font, tfont = _font(FONT_SIZE), _font(TITLE_SIZE)
     lh = _line_h(font)
@@ -450,7 +453,7 @@ def _draw_xy(
         for c in range(len(xs)):
             cx = origin[0] + c * pitch[0]
             box = (cx, cy, cx + cell, cy + cell)
-            pasted += _paste_cell(sheet, draw, run_dir, cells[r][c], box, font)
+            pasted += _paste_cell(sheet, draw, run_dir, cells[r][c], box, font, scale)
     sheet.save(path)
     return SheetPage(
         path=path,
@@ -488,6 +491,7 @@ def _draw_grid(
     axes: Sequence[Axis],
     cols: int,
     cell: int,
+    scale: float,
 ) -> SheetPage:
     font, tfont = _font(FONT_SIZE), _font(TITLE_SIZE)
     lh = _line_h(font)
@@ -508,7 +512,7 @@ def _draw_grid(
         r, c = divmod(i, cols)
         cx, cy = origin[0] + c * pitch[0], origin[1] + r * pitch[1]
         pasted += _paste_cell(
-            sheet, draw, run_dir, _Cell(row), (cx, cy, cx + cell, cy + cell), font
+            sheet, draw, run_dir, _Cell(row), (cx, cy, cx + cell, cy + cell), font, scale
         )
         for j, line in enumerate(captions[i]):
             color = TEXT if j else MUTED
@@ -593,7 +597,7 @@ def make_contact_sheets(
     axes = load_axes(run_dir, rows)
     out_path = Path(out) if out is not None else run_dir / "sheet.png"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    size = _cell_size(run_dir, rows, cell)
+    size, scale = _cell_size(run_dir, rows, cell)
     title = f"{run_dir.resolve().name}: {len(rows)} images"
 
     x_axis = _pick_axis(axes, x) if x is not None else None
@@ -612,7 +616,7 @@ def make_contact_sheets(
         pages = _xy_pages(run_dir, rows, axes, x_axis, y_axis, max_cols, max_rows)
         paths = _sheet_paths(out_path, len(pages))
         result = [
-            _draw_xy(run_dir, p, title, sub, x_axis, y_axis, xs, ys, cells, size)
+            _draw_xy(run_dir, p, title, sub, x_axis, y_axis, xs, ys, cells, size, scale)
             for p, (sub, xs, ys, cells) in zip(paths, pages, strict=True)
         ]
     else:
@@ -621,7 +625,7 @@ def make_contact_sheets(
         chunks = [rows[i : i + per_page] for i in range(0, len(rows), per_page)]
         paths = _sheet_paths(out_path, len(chunks))
         result = [
-            _draw_grid(run_dir, p, title, chunk, axes, cols, size)
+            _draw_grid(run_dir, p, title, chunk, axes, cols, size, scale)
             for p, chunk in zip(paths, chunks, strict=True)
         ]
     for i, page in enumerate(result, start=1):

@@ -68,6 +68,8 @@ def serve(
 
     info(f"starting InvokeAI (root {root}) ...")
     stop = threading.Event()
+    # a fresh log per start (LocalServer reads the port from it; an old one names an old port)
+    (root / "invokeai-web.log").unlink(missing_ok=True)
     server = LocalServer(root, port=port, fast=fast)
     server.start()
     try:
