@@ -238,6 +238,23 @@ async def test_stream_events_until_final_status(client: InvokeAIClient, examples
     assert events[-1]["status"] == "failed" and events[-1]["error_type"] == "OverflowError"
 
 
+def test_no_socket_at_all_still_completes_by_polling(
+    client: InvokeAIClient, examples_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. a reverse proxy that refuses websockets: the socket never comes up
+    hub = client.events
+    origin, _ = hub._socket_target()
+    monkeypatch.setattr(hub, "_socket_target", lambda: (origin, "/no-such/socket.io"))
+    wf = load(client, examples_dir, "blur.json")
+    for _ in range(2):
+        t0 = time.monotonic()
+        wf.submit_sync()
+        item = wf.wait_for_completion_sync(poll_interval=30, timeout=30)
+        assert item["status"] == "completed"
+        assert time.monotonic() - t0 < 4.0  # neither the 30 s poll nor a wait per submit
+    assert not hub.connected and hub.last_error
+
+
 def test_sync_submit_async_wait(client: InvokeAIClient, examples_dir: Path) -> None:
     wf = load(client, examples_dir, "blur.json")
     wf.submit_sync()

@@ -325,6 +325,7 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sio: socketio.AsyncClient | None = None
         self._connected = threading.Event()
+        self._attempted = threading.Event()  # set once the first connection attempt ended
         self._closing = False
         self._dropped: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -353,6 +354,18 @@ class EventHub:
         """Start if needed and wait up to ``timeout`` s for the socket; True when connected."""
         self.start()
         return self._connected.wait(timeout)
+
+    def wait_ready(self, timeout: float = 2.0) -> bool:
+        """Like :meth:`wait_connected`, but only the first connection attempt is waited for.
+
+        Once an attempt has failed (e.g. a proxy that refuses websockets) this returns at
+        once, so callers do not pay the timeout again and again; they poll meanwhile.
+        """
+        self.start()
+        if self._connected.is_set() or self._attempted.is_set():
+            return self._connected.is_set()
+        self._attempted.wait(timeout)
+        return self._connected.is_set()
 
     def _thread_main(self) -> None:
         assert self._loop is not None
@@ -400,11 +413,13 @@ class EventHub:
                 self.last_error = None
                 delay = None
                 self._connected.set()
+                self._attempted.set()
                 self._broadcast(_as_event(HUB_RECONNECTED, None))
                 await self._dropped.wait()
             except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.debug("event socket connect failed: %s", self.last_error)
+                self._attempted.set()
             finally:
                 if self._connected.is_set():
                     self._connected.clear()

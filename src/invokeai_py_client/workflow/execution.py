@@ -63,6 +63,9 @@ __all__ = ["WorkflowExecutionMixin"]
 
 EventCallback = Callable[[dict[str, Any]], Any]
 
+#: Seconds a submit waits for the event socket on first use (then it relies on polling).
+CONNECT_WAIT = 2.0
+
 _INVOCATION_EVENTS = {
     "invocation_started": "on_invocation_started",
     "invocation_progress": "on_invocation_progress",
@@ -330,7 +333,8 @@ class WorkflowExecutionMixin:
         """Validate, enqueue the workflow, and return the submission.
 
         Inputs are validated first: nothing is sent when one is invalid. The event
-        subscription is made before the enqueue, so no event of the new items is missed.
+        subscription is made before the enqueue (on first use, after waiting up to
+        ``CONNECT_WAIT`` seconds for the socket), so no event of the new items is missed.
         ``board_id`` (optional) is written into every non-intermediate output node that has
         no board of its own.
 
@@ -359,6 +363,8 @@ class WorkflowExecutionMixin:
         )
         bid = str(payload["batch"]["batch_id"])
         sub = client.events.subscribe(batch_ids=[bid])
+        if not client.events.connected:  # first use: let the socket join the queue's room
+            client.events.wait_ready(CONNECT_WAIT)
         try:
             result = client.queue.enqueue_batch(payload)
         except BaseException:
@@ -557,6 +563,8 @@ class WorkflowExecutionMixin:
         asub = client.events.asubscribe(
             batch_ids=[bid], callback=dispatch if subscribe_events else None, keep_queue=True
         )
+        if not client.events.connected:  # first use: let the socket join the queue's room
+            await asyncio.to_thread(client.events.wait_ready, CONNECT_WAIT)
         try:
             result = await client.queue.aenqueue_batch(payload)
         except BaseException:
