@@ -58,10 +58,14 @@ def constraints(field_obj: Any) -> str:
     hi = getattr(field_obj, "maximum", None)
     xlo = getattr(field_obj, "exclusive_minimum", None)
     xhi = getattr(field_obj, "exclusive_maximum", None)
-    if lo is not None or hi is not None or xlo is not None or xhi is not None:
-        left = f"{lo:g}" if lo is not None else (f">{xlo:g}" if xlo is not None else "")
-        right = f"{hi:g}" if hi is not None else (f"<{xhi:g}" if xhi is not None else "")
+    left = f"{lo:g}" if lo is not None else (f">{xlo:g}" if xlo is not None else None)
+    right = f"{hi:g}" if hi is not None else (f"<{xhi:g}" if xhi is not None else None)
+    if left is not None and right is not None:
         parts.append(f"{left}..{right}")
+    elif left is not None:
+        parts.append(left if left.startswith(">") else f">={left}")
+    elif right is not None:
+        parts.append(right if right.startswith("<") else f"<={right}")
     mult = getattr(field_obj, "multiple_of", None)
     if mult:
         parts.append(f"step {mult:g}")
