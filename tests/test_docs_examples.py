@@ -1,0 +1,227 @@
+"""Every example in README.md and docs/*.md runs against the real server.
+
+How a Markdown file is tested (one test per file):
+
+- ```` ```python ```` blocks run in order in one namespace per file (later blocks see the
+  names earlier ones defined), with the working directory a fresh temporary directory that
+  holds a copy of ``examples/workflows/`` (so ``examples/workflows/blur.json`` resolves and
+  ``out/`` paths land in the temporary directory).
+- ```` ```console ```` / ```` ```bash ```` / ```` ```shell ```` blocks: each line that starts
+  with ``$ ivk`` (continued with a trailing backslash) runs through the real ``ivk`` entry
+  point (``python -m invokeai_py_client.cli``) in that directory with ``INVOKEAI_URL`` set to
+  the test server; it must exit 0, or the code a trailing ``# exit code N`` comment states.
+  Other lines (output listings, other commands) are not run.
+- ``http://127.0.0.1:9090`` anywhere in a block is replaced by the test server's URL.
+- A block right after an ``<!-- docs-test: skip -->`` comment is not run (for commands that
+  never end, such as ``ivk serve``); ```` ```text ```` blocks are never run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from invokeai_py_client.local_server import LocalServer
+
+REPO = Path(__file__).resolve().parents[1]
+DOC_URL = "http://127.0.0.1:9090"
+SKIP_MARK = "<!-- docs-test: skip -->"
+SHELL_LANGS = {"console", "bash", "shell", "sh"}
+COMMAND_TIMEOUT = 120.0
+
+_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+)(?P<lang>[\w+-]*)[^\n]*$")
+_EXIT = re.compile(r"#\s*exit(?:\s+code)?\s*:?\s*(\d+)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced block of a Markdown file."""
+
+    lang: str
+    code: str
+    line: int  # 1-based line of the opening fence
+    skip: bool
+
+
+def markdown_files() -> list[Path]:
+    """README.md and every top-level page of docs/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def extract_blocks(text: str) -> list[Block]:
+    """The fenced code blocks of ``text``, in order."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    skip_next = False
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() == SKIP_MARK:
+            skip_next = True
+            i += 1
+            continue
+        m = _FENCE.match(line)
+        if not m:
+            if line.strip():
+                skip_next = False
+            i += 1
+            continue
+        fence, lang, start = m.group("fence"), m.group("lang").lower(), i
+        body: list[str] = []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(fence):
+            body.append(lines[i][len(m.group("indent")) :])
+            i += 1
+        blocks.append(Block(lang, "\n".join(body) + "\n", start + 1, skip_next))
+        skip_next = False
+        i += 1
+    return blocks
+
+
+def shell_commands(code: str) -> list[tuple[str, int]]:
+    """``(command, expected exit code)`` for each ``$ ivk`` line of a console block."""
+    out: list[tuple[str, int]] = []
+    lines = code.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if not line.startswith("$ ivk"):
+            continue
+        cmd = line[2:]
+        while cmd.endswith("\\") and i < len(lines):
+            cmd = cmd[:-1].rstrip() + " " + lines[i].strip()
+            i += 1
+        expected = 0
+        m = _EXIT.search(cmd)
+        if m:
+            expected = int(m.group(1))
+            cmd = cmd[: m.start()].rstrip()
+        out.append((cmd, expected))
+    return out
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(REPO)) for p in paths]
+
+
+@pytest.fixture
+def docs_cwd(tmp_path: Path) -> Iterator[Path]:
+    """A temporary working directory with ``examples/workflows`` copied in."""
+    shutil.copytree(REPO / "examples" / "workflows", tmp_path / "examples" / "workflows")
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)
+
+
+def _run_python(code: str, namespace: dict[str, Any], where: str) -> None:
+    compiled = compile(code, where, "exec")
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            exec(compiled, namespace)
+    except BaseException as exc:
+        raise AssertionError(f"{where} raised {exc!r}\n--- output ---\n{buf.getvalue()}") from exc
+
+
+def _run_ivk(cmd: str, expected: int, cwd: Path, url: str, where: str) -> None:
+    argv = shlex.split(cmd, comments=True)
+    assert argv[0] == "ivk", where
+    env = {**os.environ, "INVOKEAI_URL": url, "COLUMNS": "120", "NO_COLOR": "1"}
+    env.pop("INVOKEAI_API_KEY", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "invokeai_py_client.cli", *argv[1:]],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == expected, (
+        f"{where}: `{cmd}` exited {proc.returncode}, the docs say {expected}\n"
+        f"--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-3000:]}"
+    )
+
+
+# --------------------------------------------------------------------------- pure tests
+
+
+def test_extract_blocks_and_commands() -> None:
+    text = (
+        "intro\n```python\nx = 1\n```\n"
+        f"{SKIP_MARK}\n```console\n$ ivk serve\n```\n"
+        "```console\n$ ivk inputs a.json \\\n    --json   # exit code 2\nout\n$ ls\n```\n"
+        "```text\n$ ivk nothing\n```\n"
+    )
+    blocks = extract_blocks(text)
+    assert [(b.lang, b.skip) for b in blocks] == [
+        ("python", False),
+        ("console", True),
+        ("console", False),
+        ("text", False),
+    ]
+    assert blocks[0].code == "x = 1\n"
+    assert shell_commands(blocks[2].code) == [("ivk inputs a.json --json", 2)]
+
+
+def test_every_page_has_runnable_examples() -> None:
+    """The guide's own pages each run at least one example."""
+    guide = [
+        "quickstart.md",
+        "workflows-and-inputs.md",
+        "running-and-events.md",
+        "sweeps.md",
+        "outputs-and-manifests.md",
+        "resume-and-recovery.md",
+    ]
+    for name in guide:
+        blocks = extract_blocks((REPO / "docs" / name).read_text(encoding="utf-8"))
+        runnable = [
+            b
+            for b in blocks
+            if not b.skip
+            and (b.lang == "python" or (b.lang in SHELL_LANGS and shell_commands(b.code)))
+        ]
+        assert runnable, f"docs/{name} has no runnable example"
+
+
+# --------------------------------------------------------------------------- server
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("md", markdown_files(), ids=_ids(markdown_files()))
+def test_markdown_examples_run(md: Path, server: LocalServer, docs_cwd: Path) -> None:
+    """Run every python block and every ``$ ivk`` line of one Markdown file, in order."""
+    blocks = extract_blocks(md.read_text(encoding="utf-8"))
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    ran = 0
+    for block in blocks:
+        if block.skip:
+            continue
+        code = block.code.replace(DOC_URL, server.url)
+        where = f"{md.relative_to(REPO)}:{block.line}"
+        if block.lang == "python":
+            _run_python(code, namespace, where)
+            ran += 1
+        elif block.lang in SHELL_LANGS:
+            for cmd, expected in shell_commands(code):
+                _run_ivk(cmd, expected, docs_cwd, server.url, where)
+                ran += 1
+    if ran == 0:
+        pytest.skip(f"{md.name} has no runnable example")
