@@ -102,6 +102,15 @@ def test_cancel(paused: InvokeAIClient, examples_dir: Path) -> None:
     assert wf.cancel()["canceled"] == 1
     with pytest.raises(JobCanceledError):
         wf.wait_for_completion_sync(timeout=30)
+    assert wf.cancel()["canceled"] == 0  # already final: nothing to cancel
+
+
+async def test_acancel(paused: InvokeAIClient, examples_dir: Path) -> None:
+    wf = load(paused, examples_dir, "blur.json")
+    await wf.submit()
+    assert (await wf.acancel())["canceled"] == 1
+    with pytest.raises(JobCanceledError):
+        await wf.wait_for_completion(timeout=30)
 
 
 def test_cancel_many_items(paused: InvokeAIClient, examples_dir: Path) -> None:

@@ -489,23 +489,27 @@ class WorkflowExecutionMixin:
     def cancel(self) -> dict[str, Any]:
         """Cancel the submitted (or attached) items that have not finished.
 
-        Returns the server's answer (``{"canceled": n}``). A later wait raises
-        :class:`JobCanceledError` for a canceled item.
+        Returns ``{"canceled": n}`` (0 when the item had already finished). A later wait
+        raises :class:`JobCanceledError` for a canceled item.
         """
         client = self._require_client()
         ex = self._require_execution("cancel")
+        if ex.finished and len(ex.finished) == len(ex.item_ids):
+            return {"canceled": 0}  # every item already ended
         if len(ex.item_ids) == 1:
-            client.queue.cancel_item(ex.item_ids[0])
-            return {"canceled": 1}
+            item = client.queue.cancel_item(ex.item_ids[0])  # a no-op on a finished item
+            return {"canceled": int(item.get("status") == "canceled")}
         return client.queue.cancel_by_batch_ids([ex.batch_id])
 
     async def acancel(self) -> dict[str, Any]:
         """Asyncio twin of :meth:`cancel`."""
         client = self._require_client()
         ex = self._require_execution("cancel")
+        if ex.finished and len(ex.finished) == len(ex.item_ids):
+            return {"canceled": 0}
         if len(ex.item_ids) == 1:
-            await client.queue.acancel_item(ex.item_ids[0])
-            return {"canceled": 1}
+            item = await client.queue.acancel_item(ex.item_ids[0])
+            return {"canceled": int(item.get("status") == "canceled")}
         return await client.queue.acancel_by_batch_ids([ex.batch_id])
 
     # ------------------------------------------------------------------ asyncio
