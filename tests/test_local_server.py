@@ -42,6 +42,11 @@ def test_restart_keeps_root_and_port_and_kill_takes_child_along(tmp_path: Path) 
         assert httpx.get(srv.url + "/api/v1/app/version").status_code == 200
     assert not srv.is_running()
 
+    # The same root again, on another port: the old log lines must not mislead start-up.
+    with LocalServer(tmp_path / "root", startup_timeout=60) as again:
+        assert again.port != port or again.is_running()
+        assert httpx.get(again.url + "/api/v1/app/version").status_code == 200
+
     # A parent killed with SIGKILL must not leave an orphaned InvokeAI holding a port.
     script = (
         "import time\n"

@@ -100,6 +100,7 @@ class LocalServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp_root: str | None = None
         self._log_file: IO[bytes] | None = None
+        self._log_offset = 0
         self.root: Path | None = None
         self.port: int | None = None
         self.log_path: Path | None = None
@@ -168,6 +169,8 @@ class LocalServer:
         if self.fast:
             cmd.append("--fast")
         cmd += ["--", "--root", str(self.root)]
+        # A reused root keeps older runs' lines: only read what this start writes.
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
             cmd,
@@ -217,9 +220,12 @@ class LocalServer:
                 time.sleep(0.2)
 
     def _read_log(self) -> str:
+        """The log written since the current start."""
         if self.log_path is None or not self.log_path.exists():
             return ""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        with open(self.log_path, "rb") as fh:
+            fh.seek(self._log_offset)
+            return fh.read().decode("utf-8", errors="replace")
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the server log."""
