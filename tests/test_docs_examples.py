@@ -10,7 +10,9 @@ How a Markdown file is tested (one test per file):
   with ``$ ivk`` (continued with a trailing backslash) runs through the real ``ivk`` entry
   point (``python -m invokeai_py_client.cli``) in that directory with ``INVOKEAI_URL`` set to
   the test server; it must exit 0, or the code a trailing ``# exit code N`` comment states.
-  Other lines (output listings, other commands) are not run.
+  When the output shown under a command holds ``ivk: error: ...`` lines, the command must
+  fail and print exactly those lines on stderr. Other lines (output listings, other
+  commands) are not run.
 - ``http://127.0.0.1:9090`` anywhere in a block is replaced by the test server's URL.
 - A block right after an ``<!-- docs-test: skip -->`` comment is not run (for commands that
   never end, such as ``ivk serve``); ```` ```text ```` blocks are never run.
@@ -90,9 +92,14 @@ def extract_blocks(text: str) -> list[Block]:
     return blocks
 
 
-def shell_commands(code: str) -> list[tuple[str, int]]:
-    """``(command, expected exit code)`` for each ``$ ivk`` line of a console block."""
-    out: list[tuple[str, int]] = []
+def shell_commands(code: str) -> list[tuple[str, int | None, list[str]]]:
+    """``(command, expected exit code, error lines shown)`` for each ``$ ivk`` line.
+
+    The expected code is 0, or what a trailing ``# exit code N`` comment says. When the
+    lines shown after a command (its output) hold ``ivk: error: ...`` lines, the command
+    must fail (any non-zero code unless one is stated) and print those lines on stderr.
+    """
+    out: list[tuple[str, int | None, list[str]]] = []
     lines = code.splitlines()
     i = 0
     while i < len(lines):
@@ -104,12 +111,17 @@ def shell_commands(code: str) -> list[tuple[str, int]]:
         while cmd.endswith("\\") and i < len(lines):
             cmd = cmd[:-1].rstrip() + " " + lines[i].strip()
             i += 1
-        expected = 0
+        shown: list[str] = []
+        while i < len(lines) and not lines[i].strip().startswith("$ "):
+            if lines[i].strip().startswith("ivk: error:"):
+                shown.append(lines[i].strip())
+            i += 1
+        expected: int | None = None if shown else 0
         m = _EXIT.search(cmd)
         if m:
             expected = int(m.group(1))
             cmd = cmd[: m.start()].rstrip()
-        out.append((cmd, expected))
+        out.append((cmd, expected, shown))
     return out
 
 
@@ -139,7 +151,9 @@ def _run_python(code: str, namespace: dict[str, Any], where: str) -> None:
         raise AssertionError(f"{where} raised {exc!r}\n--- output ---\n{buf.getvalue()}") from exc
 
 
-def _run_ivk(cmd: str, expected: int, cwd: Path, url: str, where: str) -> None:
+def _run_ivk(
+    cmd: str, expected: int | None, shown: list[str], cwd: Path, url: str, where: str
+) -> None:
     argv = shlex.split(cmd, comments=True)
     assert argv[0] == "ivk", where
     env = {**os.environ, "INVOKEAI_URL": url, "COLUMNS": "120", "NO_COLOR": "1"}
@@ -153,10 +167,18 @@ def _run_ivk(cmd: str, expected: int, cwd: Path, url: str, where: str) -> None:
         timeout=COMMAND_TIMEOUT,
         check=False,
     )
-    assert proc.returncode == expected, (
-        f"{where}: `{cmd}` exited {proc.returncode}, the docs say {expected}\n"
+    said = "a non-zero code" if expected is None else str(expected)
+    ok = proc.returncode != 0 if expected is None else proc.returncode == expected
+    assert ok, (
+        f"{where}: `{cmd}` exited {proc.returncode}, the docs say {said}\n"
         f"--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-3000:]}"
     )
+    printed = {" ".join(line.split()) for line in proc.stderr.splitlines()}
+    for line in shown:
+        assert " ".join(line.split()) in printed, (
+            f"{where}: `{cmd}` did not print the error the docs show:\n{line}\n"
+            f"--- stderr ---\n{proc.stderr[-3000:]}"
+        )
 
 
 # --------------------------------------------------------------------------- pure tests
@@ -177,7 +199,12 @@ def test_extract_blocks_and_commands() -> None:
         ("text", False),
     ]
     assert blocks[0].code == "x = 1\n"
-    assert shell_commands(blocks[2].code) == [("ivk inputs a.json --json", 2)]
+    assert shell_commands(blocks[2].code) == [("ivk inputs a.json --json", 2, [])]
+    shown = "$ ivk run a.json --set X=1\nivk: error: bad X\n$ ivk sheet d\n"
+    assert shell_commands(shown) == [
+        ("ivk run a.json --set X=1", None, ["ivk: error: bad X"]),
+        ("ivk sheet d", 0, []),
+    ]
 
 
 def test_every_page_has_runnable_examples() -> None:
@@ -220,8 +247,8 @@ def test_markdown_examples_run(md: Path, server: LocalServer, docs_cwd: Path) ->
             _run_python(code, namespace, where)
             ran += 1
         elif block.lang in SHELL_LANGS:
-            for cmd, expected in shell_commands(code):
-                _run_ivk(cmd, expected, docs_cwd, server.url, where)
+            for cmd, expected, shown in shell_commands(code):
+                _run_ivk(cmd, expected, shown, docs_cwd, server.url, where)
                 ran += 1
     if ran == 0:
         pytest.skip(f"{md.name} has no runnable example")
