@@ -83,7 +83,24 @@ def now() -> float:
     return time.time()
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size (``VmHWM``), in MiB.
+
+    Read from ``/proc/self/status`` because ``ru_maxrss`` survives ``exec``: a child started
+    by a large parent reports the parent's size at fork when its own peak is smaller.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
 def emit(result: dict[str, Any]) -> None:
-    """Print the contender's one-line JSON result (last line of stdout)."""
+    """Print the contender's one-line JSON result (last line of stdout), with its peak RSS."""
+    result.setdefault("peak_rss_mb", peak_rss_mb())
     sys.stdout.write(json.dumps(result, separators=(",", ":")) + "\n")
     sys.stdout.flush()

@@ -42,9 +42,20 @@ class RawRun:
         self.first_image_at: float | None = None
         self.all_done = asyncio.Event()
 
+    async def get(self, path: str) -> httpx.Response:
+        """GET with 3 tries on transport errors (a busy stock server can drop a connection)."""
+        for attempt in range(3):
+            try:
+                return await self.http.get(path)
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2)
+        raise AssertionError("unreachable")
+
     async def download(self, item_id: int, image_name: str) -> None:
         async with self.gate:
-            resp = await self.http.get(f"/api/v1/images/i/{image_name}/full")
+            resp = await self.get(f"/api/v1/images/i/{image_name}/full")
             resp.raise_for_status()
             (self.out / f"{item_id:06d}_{image_name}").write_bytes(resp.content)
         if self.first_image_at is None:
@@ -101,7 +112,7 @@ class RawRun:
                 await asyncio.wait_for(self.all_done.wait(), timeout=2.0)
                 return
             except TimeoutError:
-                status = (await self.http.get(f"{QUEUE}/b/{self.batch_id}/status")).json()
+                status = (await self.get(f"{QUEUE}/b/{self.batch_id}/status")).json()
                 if status["completed"] + status["failed"] + status["canceled"] >= self.n:
                     return  # events were missed: the queue says we are done
 
