@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from invokeai_py_client import InvokeAIClient
 from invokeai_py_client.local_server import LocalServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,6 +229,39 @@ def test_every_page_has_runnable_examples() -> None:
         assert runnable, f"docs/{name} has no runnable example"
 
 
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    return {_slug(m.group(1)) for m in re.finditer(r"^#+\s+(.*)$", text, flags=re.MULTILINE)}
+
+
+def test_guide_links_resolve() -> None:
+    """Relative links (and their #anchors) in the guide and the README point at something."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken: list[str] = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+        for target in _LINK.findall(text):
+            if re.match(r"^[a-z]+:", target):
+                continue  # http:, mailto: ...
+            file_part, _, anchor = target.partition("#")
+            dest = (page.parent / file_part).resolve() if file_part else page
+            if not dest.exists():
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -238,17 +272,22 @@ def test_markdown_examples_run(md: Path, server: LocalServer, docs_cwd: Path) ->
     blocks = extract_blocks(md.read_text(encoding="utf-8"))
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     ran = 0
-    for block in blocks:
-        if block.skip:
-            continue
-        code = block.code.replace(DOC_URL, server.url)
-        where = f"{md.relative_to(REPO)}:{block.line}"
-        if block.lang == "python":
-            _run_python(code, namespace, where)
-            ran += 1
-        elif block.lang in SHELL_LANGS:
-            for cmd, expected, shown in shell_commands(code):
-                _run_ivk(cmd, expected, shown, docs_cwd, server.url, where)
+    try:
+        for block in blocks:
+            if block.skip:
+                continue
+            code = block.code.replace(DOC_URL, server.url)
+            where = f"{md.relative_to(REPO)}:{block.line}"
+            if block.lang == "python":
+                _run_python(code, namespace, where)
                 ran += 1
+            elif block.lang in SHELL_LANGS:
+                for cmd, expected, shown in shell_commands(code):
+                    _run_ivk(cmd, expected, shown, docs_cwd, server.url, where)
+                    ran += 1
+    finally:
+        for value in list(namespace.values()):
+            if isinstance(value, InvokeAIClient):
+                value.close()  # the examples' clients: stop their event threads
     if ran == 0:
         pytest.skip(f"{md.name} has no runnable example")
