@@ -7,15 +7,18 @@ How a Markdown file is tested (one test per file):
   holds a copy of ``examples/workflows/`` (so ``examples/workflows/blur.json`` resolves and
   ``out/`` paths land in the temporary directory).
 - ```` ```console ```` / ```` ```bash ```` / ```` ```shell ```` blocks: each line that starts
-  with ``$ ivk`` (continued with a trailing backslash) runs through the real ``ivk`` entry
+  with ``$ ivk`` (in bash/shell blocks also a bare ``ivk ...`` line; continued with a
+  trailing backslash) runs through the real ``ivk`` entry
   point (``python -m invokeai_py_client.cli``) in that directory with ``INVOKEAI_URL`` set to
   the test server; it must exit 0, or the code a trailing ``# exit code N`` comment states.
   When the output shown under a command holds ``ivk: error: ...`` lines, the command must
   fail and print exactly those lines on stderr. Other lines (output listings, other
   commands) are not run.
 - ``http://127.0.0.1:9090`` anywhere in a block is replaced by the test server's URL.
-- A block right after an ``<!-- docs-test: skip -->`` comment is not run (for commands that
-  never end, such as ``ivk serve``); ```` ```text ```` blocks are never run.
+- A block right after an ``<!-- docs-test: skip -->`` comment is not run;
+  ```` ```text ```` blocks are never run, nor is ``ivk serve`` (it runs until Ctrl-C).
+- README.md's ```` ```bash ```` block of ``python3 dev.py ...`` set-up commands is not run
+  (they are not ``ivk`` lines): they install the environment and run this very suite.
 """
 
 from __future__ import annotations
@@ -93,8 +96,11 @@ def extract_blocks(text: str) -> list[Block]:
     return blocks
 
 
-def shell_commands(code: str) -> list[tuple[str, int | None, list[str]]]:
+def shell_commands(code: str, lang: str = "console") -> list[tuple[str, int | None, list[str]]]:
     """``(command, expected exit code, error lines shown)`` for each ``$ ivk`` line.
+
+    In ``bash`` / ``sh`` / ``shell`` blocks (scripts, usually without prompts) a line that
+    starts with ``ivk `` is a command too; in ``console`` blocks only ``$ ivk`` lines are.
 
     The expected code is 0, or what a trailing ``# exit code N`` comment says. When the
     lines shown after a command (its output) hold ``ivk: error: ...`` lines, the command
@@ -106,9 +112,14 @@ def shell_commands(code: str) -> list[tuple[str, int | None, list[str]]]:
     while i < len(lines):
         line = lines[i].strip()
         i += 1
-        if not line.startswith("$ ivk"):
+        if line.startswith("$ ivk ") or line == "$ ivk":
+            cmd = line[2:]
+        elif lang != "console" and line.startswith("ivk "):
+            cmd = line
+        else:
             continue
-        cmd = line[2:]
+        if cmd.split()[:2] == ["ivk", "serve"]:
+            continue  # a server in the foreground until Ctrl-C
         while cmd.endswith("\\") and i < len(lines):
             cmd = cmd[:-1].rstrip() + " " + lines[i].strip()
             i += 1
@@ -201,6 +212,10 @@ def test_extract_blocks_and_commands() -> None:
     ]
     assert blocks[0].code == "x = 1\n"
     assert shell_commands(blocks[2].code) == [("ivk inputs a.json --json", 2, [])]
+    script = "python3 dev.py demo\nivk sheet out/x\n"
+    assert shell_commands(script, "bash") == [("ivk sheet out/x", 0, [])]
+    assert shell_commands(script, "console") == []
+    assert shell_commands("$ ivk serve --fast\n") == []
     shown = "$ ivk run a.json --set X=1\nivk: error: bad X\n$ ivk sheet d\n"
     assert shell_commands(shown) == [
         ("ivk run a.json --set X=1", None, ["ivk: error: bad X"]),
@@ -224,7 +239,7 @@ def test_every_page_has_runnable_examples() -> None:
             b
             for b in blocks
             if not b.skip
-            and (b.lang == "python" or (b.lang in SHELL_LANGS and shell_commands(b.code)))
+            and (b.lang == "python" or (b.lang in SHELL_LANGS and shell_commands(b.code, b.lang)))
         ]
         assert runnable, f"docs/{name} has no runnable example"
 
@@ -282,7 +297,7 @@ def test_markdown_examples_run(md: Path, server: LocalServer, docs_cwd: Path) ->
                 _run_python(code, namespace, where)
                 ran += 1
             elif block.lang in SHELL_LANGS:
-                for cmd, expected, shown in shell_commands(code):
+                for cmd, expected, shown in shell_commands(code, block.lang):
                     _run_ivk(cmd, expected, shown, docs_cwd, server.url, where)
                     ran += 1
     finally:
