@@ -1,0 +1,182 @@
+"""Nothing lost, nothing done twice: SIGKILL the client at precise points, then resume.
+
+A child process runs a BatchRun of a 3 x 4 sweep and stops itself at a chosen point (a hook
+prints ``PAUSED`` and sleeps); the test kills it with SIGKILL, then calls ``resume``. After
+that every planned run has exactly one image on disk and the server holds exactly one item
+per run for the run's destination. A last test restarts the server mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from invokeai_py_client import InvokeAIClient
+from invokeai_py_client.local_server import LocalServer
+from invokeai_py_client.run import BatchRun, Ledger, Progress, read_manifest, resume
+from invokeai_py_client.sweep import Sweep
+from invokeai_py_client.workflow import WorkflowDefinition
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"
+
+SCRIPT = r"""
+import sys, time
+from pathlib import Path
+from invokeai_py_client import InvokeAIClient
+from invokeai_py_client.run import BatchRun
+from invokeai_py_client.sweep import Sweep
+from invokeai_py_client.workflow import WorkflowDefinition
+
+url, out, mode, example = sys.argv[1:5]
+
+def pause():
+    print("PAUSED", flush=True)
+    time.sleep(600)
+
+client = InvokeAIClient.from_url(url)
+wf = client.workflow_repo.create_workflow(WorkflowDefinition.from_file(example))
+sweep = Sweep().axis("Width", [32, 48, 64]).axis("Blur Radius", [1, 2, 3, 4])
+calls = {"n": 0}
+
+def on_progress(p):
+    if mode == "mid_run" and p.done >= 3:
+        pause()
+
+run = BatchRun(client, wf, sweep, out, on_progress=on_progress, concurrency=1)
+if mode == "before_enqueue":
+    run._hooks["before_enqueue"] = pause
+if mode == "lost_response":
+    run._hooks["after_enqueue_post"] = pause
+if mode == "mid_download":
+    def mid_download():
+        calls["n"] += 1
+        if calls["n"] == 4:
+            images = Path(out) / "images"
+            (images / "0003_partial.png.part").write_bytes(b"\x89PNG half")
+            pause()
+    run._hooks["mid_download"] = mid_download
+run.run()
+print("FINISHED", flush=True)
+"""
+
+
+def run_until_paused(url: str, out: Path, mode: str, tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), url, str(out), mode, str(EXAMPLES / "blur.json")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    try:
+        for line in proc.stdout:
+            if line.strip() == "PAUSED":
+                break
+            assert time.monotonic() < deadline, "child did not reach the pause point"
+        else:
+            pytest.fail(f"child ended without pausing (rc={proc.wait()})")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def server_items(client: InvokeAIClient, destination: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = client.http.get_json(
+        "/api/v1/queue/default/list_all", params={"destination": destination}
+    )
+    return items
+
+
+def check_complete(client: InvokeAIClient, out: Path, expected: int = 12) -> None:
+    rows = read_manifest(out)
+    assert sorted(r["run_index"] for r in rows) == list(range(expected))
+    assert all(r["status"] == "completed" for r in rows)
+    files = sorted(p.name for p in (out / "images").iterdir())
+    assert len(files) == expected, files  # exactly one image per planned run, no leftovers
+    assert sorted(Path(r["path"]).name for r in rows) == files
+    for r in rows:
+        with Image.open(out / r["path"]) as im:
+            assert im.size[0] == r["params"]["Width"]
+    destination = Ledger.open(out).get_meta("destination")
+    items = server_items(client, destination)
+    assert len(items) == expected  # the server holds no duplicate items for the run
+    combos = {
+        json.dumps(sorted((v["field_name"], v["value"]) for v in it["field_values"]))
+        for it in items
+    }
+    assert len(combos) == expected
+    assert {it["status"] for it in items} == {"completed"}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("mode", ["before_enqueue", "lost_response", "mid_run", "mid_download"])
+def test_sigkill_then_resume(
+    mode: str, server: LocalServer, client: InvokeAIClient, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    run_until_paused(server.url, out, mode, tmp_path)
+    ledger = Ledger.open(out)
+    states = [b.state for b in ledger.batches()]
+    if mode in ("before_enqueue", "lost_response"):
+        assert states == ["sending"]
+    else:
+        assert states == ["sent"]
+    if mode == "mid_download":
+        assert (out / "images" / "0003_partial.png.part").exists()
+        # a file that was recorded but got damaged afterwards is downloaded again
+        done = next(iter(ledger.files().values()))
+        (out / done.path).write_bytes(b"broken")
+    ledger.close()
+
+    result = resume(out, client=client)
+    assert result.ok, result
+    check_complete(client, out)
+    if mode == "lost_response":
+        [batch] = Ledger.open(out).batches()
+        assert batch.state == "sent" and len(batch.item_ids) == 12  # adopted, not re-sent
+    # resuming a finished run changes nothing
+    again = resume(out, client=client)
+    assert again.ok
+    check_complete(client, out)
+
+
+@pytest.mark.slow
+def test_server_restart_mid_run(tmp_path: Path) -> None:
+    with LocalServer(tmp_path / "root", fast=True) as srv:
+        client = InvokeAIClient.from_url(srv.url)
+        wf = client.workflow_repo.create_workflow(
+            WorkflowDefinition.from_file(EXAMPLES / "blur.json")
+        )
+        sweep = Sweep().axis("Width", list(range(16, 96))).axis("Blur Radius", [0.5, 1.5])
+        reached = threading.Event()
+
+        def on_progress(p: Progress) -> None:
+            if p.done >= 10:
+                reached.set()
+
+        run = BatchRun(client, wf, sweep, tmp_path / "out", on_progress=on_progress)
+        box: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: box.setdefault("result", run.run()))
+        worker.start()
+        assert reached.wait(120)
+        srv.restart()
+        worker.join(timeout=300)
+        assert not worker.is_alive()
+        result = box["result"]
+        assert result.ok, result
+        rows = read_manifest(tmp_path / "out")
+        assert sorted(r["run_index"] for r in rows) == list(range(160))
+        assert len(list((tmp_path / "out" / "images").iterdir())) == 160
+        client.close()
