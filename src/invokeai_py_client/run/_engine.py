@@ -485,15 +485,15 @@ class Engine:
         """Ask the server (cheap summaries) about every unfinished item of the run."""
         self.reconcile_needed = False
         self.last_news = time.monotonic()
-        for row in self.items.values():
+        for known in self.items.values():
             # completed with known images, some not on disk (e.g. killed mid-download)
             if (
-                not row.superseded
-                and row.status == "completed"
-                and row.images is not None
-                and not self._downloaded(row)
+                not known.superseded
+                and known.status == "completed"
+                and known.images is not None
+                and not self._downloaded(known)
             ):
-                self._schedule_downloads(row)
+                self._schedule_downloads(known)
         open_ids = [
             iid
             for iid, r in self.items.items()
