@@ -140,12 +140,20 @@ class LocalImage:
         return {"image_name": f"<upload:{self.sha256[:12]}:{Path(self.path).name}>"}
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_value(value: Any) -> str:
     """A canonical text form of a batch value, used to match ``field_values`` to runs.
 
     Numbers compare by value (``4`` and ``4.0`` are the same), dicts by sorted keys.
     """
-    return json.dumps(_canon(value), sort_keys=True, separators=(",", ":"))
+    if isinstance(value, str):
+        return _ENCODER.encode(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        f = float(value)
+        return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
+    return _ENCODER.encode(_canon(value))
 
 
 def _canon(value: Any) -> Any:
@@ -525,12 +533,27 @@ class SweepPlan:
     axes: list[AxisSpec]
     runs: int = 1
     _sizes: list[int] = field(default_factory=list, repr=False)
+    _canon: list[list[str]] = field(default_factory=list, repr=False)
+    _lookup: dict[tuple[str, str], tuple[AxisSpec, dict[str, Any]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         sizes: dict[int, int] = {}
         for a in self.axes:
             sizes[a.group] = len(a.values)
         self._sizes = [sizes[g] for g in sorted(sizes)]
+        # "node.field=" + canonical value, per axis and value position (keys are built often)
+        self._canon = [
+            [f"{a.node_id}.{a.field_name}={canonical_value(_wire(v))}" for v in a.values]
+            for a in self.axes
+        ]
+        self._lookup = {}
+        for a in self.axes:
+            shown: dict[str, Any] = {}
+            for v, d in zip(a.values, a.display, strict=True):
+                shown.setdefault(canonical_value(_wire(v)), _display_param(v, d))
+            self._lookup[(a.node_id, a.field_name)] = (a, shown)
 
     # ------------------------------------------------------------------ counts
 
@@ -615,19 +638,18 @@ class SweepPlan:
 
     def run_key(self, run_index: int) -> str:
         """The canonical key of a run's values (equal to :meth:`key_of` of its item)."""
-        return _key_from_pairs(
-            (a.node_id, a.field_name, value) for a, value, _ in self.run_values(run_index)
-        )
+        positions = self.group_positions(run_index)
+        return "|".join(sorted(self._canon[i][positions[a.group]] for i, a in enumerate(self.axes)))
 
     def key_of(self, field_values: Sequence[Mapping[str, Any]] | None) -> str:
         """The canonical key of a queue item's ``field_values`` (only this plan's fields)."""
-        wanted = {(a.node_id, a.field_name) for a in self.axes}
-        pairs = []
+        lookup = self._lookup
+        parts = []
         for fv in field_values or ():
             nid, fname = str(fv.get("node_path")), str(fv.get("field_name"))
-            if (nid, fname) in wanted:
-                pairs.append((nid, fname, fv.get("value")))
-        return _key_from_pairs(pairs)
+            if (nid, fname) in lookup:
+                parts.append(f"{nid}.{fname}={canonical_value(fv.get('value'))}")
+        return "|".join(sorted(parts))
 
     def runs_by_key(self, lo: int = 0, hi: int | None = None) -> dict[str, list[int]]:
         """``{key: [run indices ascending]}`` for the runs ``lo..hi-1``."""
@@ -650,7 +672,20 @@ class SweepPlan:
         self, field_values: Sequence[Mapping[str, Any]] | None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(params by label, params by index)`` of an item, from its ``field_values``."""
-        return params_from_field_values(field_values, self.axes)
+        by_label: dict[str, Any] = {}
+        by_index: dict[str, Any] = {}
+        lookup = self._lookup
+        for fv in field_values or ():
+            hit = lookup.get((str(fv.get("node_path")), str(fv.get("field_name"))))
+            if hit is None:
+                continue
+            a, shown_by_canon = hit
+            value = fv.get("value")
+            shown = shown_by_canon.get(canonical_value(value), value)
+            by_label[a.name] = shown
+            if a.index is not None:
+                by_index[str(a.index)] = shown
+        return by_label, by_index
 
     # ------------------------------------------------------------------ payloads
 
@@ -798,24 +833,8 @@ def params_from_field_values(
         item = client.queue.get_item(item_id)
         by_label, by_index = params_from_field_values(item["field_values"], plan.axes)
     """
-    by_field = {(a.node_id, a.field_name): a for a in axes}
-    by_label: dict[str, Any] = {}
-    by_index: dict[str, Any] = {}
-    for fv in field_values or ():
-        a = by_field.get((str(fv.get("node_path")), str(fv.get("field_name"))))
-        if a is None:
-            continue
-        value = fv.get("value")
-        shown = value
-        canon = canonical_value(value)
-        for v, d in zip(a.values, a.display, strict=True):
-            if canonical_value(v) == canon:
-                shown = _display_param(v, d)
-                break
-        by_label[a.name] = shown
-        if a.index is not None:
-            by_index[str(a.index)] = shown
-    return by_label, by_index
+    plan = SweepPlan(template={}, axes=list(axes))
+    return plan.params_for(field_values)
 
 
 # --------------------------------------------------------------------------- resolution
