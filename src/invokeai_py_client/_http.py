@@ -1,8 +1,9 @@
 """HTTP transport: one place for auth, error mapping and retries (sync and async shells).
 
 The sans-I/O parts (which requests may be retried, the backoff schedule, turning a response
-into an exception) are plain functions shared by :class:`HttpTransport` and
-:class:`AsyncHttpTransport`; the shells only do the I/O.
+into an exception, and :func:`next_step`: what to do with the outcome of attempt N) are plain
+functions shared by :class:`HttpTransport` and :class:`AsyncHttpTransport`; the shells only
+do the I/O.
 
 Retry policy: only requests that cannot create work twice are retried (GET, HEAD, OPTIONS,
 PUT, DELETE, or a POST the caller marks ``retry=True`` because it only reads, such as
@@ -42,6 +43,7 @@ __all__ = [
     "backoff_delay",
     "error_from_response",
     "is_retryable_method",
+    "next_step",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -141,6 +143,57 @@ def _transport_error(exc: httpx.TransportError, method: str, url: str) -> Transp
     )
 
 
+def next_step(
+    outcome: httpx.Response | httpx.TransportError,
+    attempt: int,
+    *,
+    retryable: bool,
+    max_retries: int,
+    method: str,
+    url: str,
+) -> httpx.Response | float:
+    """Sans-I/O retry decision: what to do with the outcome of attempt number ``attempt``.
+
+    Returns the response when it is a success, or the seconds to wait before sending the
+    request again; raises the error from our tree when the outcome is final.
+
+    Example::
+
+        step = next_step(response, 1, retryable=True, max_retries=3, method="GET", url=url)
+        if isinstance(step, httpx.Response):
+            return step
+        time.sleep(step)  # then send again
+    """
+    may_retry = retryable and attempt <= max_retries
+    if isinstance(outcome, httpx.TransportError):
+        if may_retry:
+            return backoff_delay(attempt)
+        raise _transport_error(outcome, method, url) from outcome
+    if outcome.status_code < 400:
+        return outcome
+    if may_retry and outcome.status_code in RETRY_STATUSES:
+        return backoff_delay(attempt, outcome.headers.get("Retry-After"))
+    raise error_from_response(outcome)
+
+
+def _send_kwargs(
+    params: Mapping[str, Any] | None,
+    json: Any,
+    content: bytes | None,
+    files: Any,
+    data: Mapping[str, Any] | None,
+    timeout: float | None,
+) -> dict[str, Any]:
+    return {
+        "params": params,
+        "json": json,
+        "content": content,
+        "files": files,
+        "data": data,
+        "timeout": timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+    }
+
+
 def _headers(api_key: str | None, user_agent: str) -> dict[str, str]:
     headers = {"User-Agent": user_agent, "Accept": "application/json"}
     if api_key:
@@ -170,6 +223,32 @@ class _TransportBase:
             return path
         return self.base_url + (path if path.startswith("/") else "/" + path)
 
+    def _pool_options(self) -> dict[str, Any]:
+        return {
+            "headers": self._headers,
+            "timeout": self.timeout,
+            "verify": self._verify,
+            "trust_env": False,
+            "limits": httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        }
+
+    def _next_step(
+        self,
+        outcome: httpx.Response | httpx.TransportError,
+        attempt: int,
+        retryable: bool,
+        method: str,
+        url: str,
+    ) -> httpx.Response | float:
+        return next_step(
+            outcome,
+            attempt,
+            retryable=retryable,
+            max_retries=self.max_retries,
+            method=method,
+            url=url,
+        )
+
     def __repr__(self) -> str:  # never shows the api key
         return f"{type(self).__name__}({self.base_url!r})"
 
@@ -182,13 +261,7 @@ class HttpTransport(_TransportBase):
 
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
-        self._client = httpx.Client(
-            headers=self._headers,
-            timeout=self.timeout,
-            verify=self._verify,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-        )
+        self._client = httpx.Client(**self._pool_options())
 
     def request(
         self,
@@ -204,34 +277,21 @@ class HttpTransport(_TransportBase):
         retry: bool | None = None,
     ) -> httpx.Response:
         """Send a request; return the response or raise an error from our tree."""
-        url = self._url(path)
-        method = method.upper()
+        url, method = self._url(path), method.upper()
         retryable = is_retryable_method(method, retry)
+        send = _send_kwargs(params, json, content, files, data, timeout)
         attempt = 0
         while True:
             attempt += 1
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = self._client.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    content=content,
-                    files=files,
-                    data=data,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
+                outcome = self._client.request(method, url, **send)
             except httpx.TransportError as exc:
-                if retryable and attempt <= self.max_retries:
-                    time.sleep(backoff_delay(attempt))
-                    continue
-                raise _transport_error(exc, method, url) from exc
-            if response.status_code < 400:
-                return response
-            if retryable and response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
-                time.sleep(backoff_delay(attempt, response.headers.get("Retry-After")))
-                continue
-            raise error_from_response(response)
+                outcome = exc
+            step = self._next_step(outcome, attempt, retryable, method, url)
+            if isinstance(step, httpx.Response):
+                return step
+            time.sleep(step)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET and decode JSON."""
@@ -247,13 +307,7 @@ class AsyncHttpTransport(_TransportBase):
 
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
-        self._client = httpx.AsyncClient(
-            headers=self._headers,
-            timeout=self.timeout,
-            verify=self._verify,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-        )
+        self._client = httpx.AsyncClient(**self._pool_options())
 
     async def request(
         self,
@@ -269,34 +323,21 @@ class AsyncHttpTransport(_TransportBase):
         retry: bool | None = None,
     ) -> httpx.Response:
         """Send a request; return the response or raise an error from our tree."""
-        url = self._url(path)
-        method = method.upper()
+        url, method = self._url(path), method.upper()
         retryable = is_retryable_method(method, retry)
+        send = _send_kwargs(params, json, content, files, data, timeout)
         attempt = 0
         while True:
             attempt += 1
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = await self._client.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    content=content,
-                    files=files,
-                    data=data,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
+                outcome = await self._client.request(method, url, **send)
             except httpx.TransportError as exc:
-                if retryable and attempt <= self.max_retries:
-                    await asyncio.sleep(backoff_delay(attempt))
-                    continue
-                raise _transport_error(exc, method, url) from exc
-            if response.status_code < 400:
-                return response
-            if retryable and response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
-                await asyncio.sleep(backoff_delay(attempt, response.headers.get("Retry-After")))
-                continue
-            raise error_from_response(response)
+                outcome = exc
+            step = self._next_step(outcome, attempt, retryable, method, url)
+            if isinstance(step, httpx.Response):
+                return step
+            await asyncio.sleep(step)
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET and decode JSON."""
