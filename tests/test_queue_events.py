@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from invokeai_py_client import InvokeAIClient
-from invokeai_py_client.events import EventHub, _WaitState
+from invokeai_py_client._waiting import _WaitState
+from invokeai_py_client.events import EventHub
 from invokeai_py_client.exceptions import EnqueueError, InvokeAIConnectionError, JobTimeoutError
 from invokeai_py_client.local_server import LocalServer
 from invokeai_py_client.queue import check_enqueue_result, prepare_enqueue_body

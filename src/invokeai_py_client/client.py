@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ._closing import ClosesOnExit
 from ._http import AsyncHttpTransport, HttpTransport
 from .exceptions import InvokeAIError
 
@@ -46,7 +46,7 @@ def _split_base_path(base_path: str) -> str:
     return path.rstrip("/")
 
 
-class InvokeAIClient:
+class InvokeAIClient(ClosesOnExit):
     """A client for one InvokeAI server.
 
     Args:
@@ -291,17 +291,6 @@ class InvokeAIClient:
             elif not loop.is_running():
                 loop.run_until_complete(transport.aclose())
         self._async_transports.clear()
-
-    def __enter__(self) -> InvokeAIClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         auth = ", api_key=***" if self._api_key else ""

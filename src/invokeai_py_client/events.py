@@ -20,6 +20,10 @@ status wakes the waiter, which then reads the item from the server; a slow safet
 summaries, never full items) covers missed events, and when the socket is down the waiter
 polls with backoff until it is back. Subscribe before enqueueing and nothing is missed.
 
+This module holds the connection and the dispatch; the subscriptions live in
+``_subscriptions.py`` and the waiting logic in ``_waiting.py`` (both re-exported or used from
+here).
+
 Example::
 
     hub = client.events
@@ -34,19 +38,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue as _queue
 import random
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import socketio
 
-from .exceptions import JobTimeoutError
-from .queue import TERMINAL_STATUSES
+from . import _waiting
+from ._subscriptions import (
+    HUB_DISCONNECTED,
+    HUB_RECONNECTED,
+    AsyncSubscription,
+    EventCallback,
+    EventDict,
+    Subscription,
+    as_event,
+)
 
 if TYPE_CHECKING:
     from .client import InvokeAIClient
@@ -54,250 +63,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncSubscription", "EventHub", "Subscription"]
 
 log = logging.getLogger(__name__)
-
-EventDict = dict[str, Any]
-EventCallback = Callable[[EventDict], None]
-
-#: Synthetic events the hub delivers to every subscription.
-HUB_DISCONNECTED = "hub_disconnected"
-HUB_RECONNECTED = "hub_reconnected"
-STATUS_CHANGED = "queue_item_status_changed"
-_FINAL_COUNT_KEYS = ("completed", "failed", "canceled", "total")
-#: With at least this many unfinished items, safety polls read the batch counts first.
-BATCH_GATE_MIN_ITEMS = 2
-
-
-def _as_event(event: str, data: Any) -> EventDict:
-    evt: EventDict = {"event_type": event}
-    if isinstance(data, Mapping):
-        evt.update(data)
-    elif data is not None:
-        evt["data"] = data
-    if event == "invocation_progress" and "progress" not in evt:
-        evt["progress"] = evt.get("percentage")
-    return evt
-
-
-class Subscription:
-    """Events of some items / batches (or all events), delivered to a queue or a callback.
-
-    Create with :meth:`EventHub.subscribe`. Without a callback, read with :meth:`get`. Use it
-    as a context manager, or call :meth:`close`, to stop delivery.
-
-    Example::
-
-        with client.events.subscribe(item_ids=[42]) as sub:
-            evt = sub.get(timeout=5)  # None on timeout
-    """
-
-    def __init__(
-        self,
-        hub: EventHub,
-        item_ids: Iterable[int] = (),
-        batch_ids: Iterable[str] = (),
-        *,
-        all_events: bool = False,
-        callback: EventCallback | None = None,
-        keep_queue: bool = False,
-    ) -> None:
-        self._hub = hub
-        self.keep_queue = keep_queue or callback is None
-        self.item_ids: set[int] = {int(i) for i in item_ids}
-        self.batch_ids: set[str] = {str(b) for b in batch_ids}
-        self.all_events = all_events
-        self._callback = callback
-        self._queue: _queue.SimpleQueue[EventDict] = _queue.SimpleQueue()
-        self.closed = False
-
-    # -- called by the hub thread; must not block
-    def _deliver(self, evt: EventDict) -> None:
-        if self.closed:
-            return
-        if self._callback is not None:
-            try:
-                self._callback(evt)
-            except Exception:  # a user callback must not kill the hub's socket loop
-                log.exception("event callback failed for %s", evt.get("event_type"))
-        if self.keep_queue:
-            self._queue.put(evt)
-
-    def add_items(self, item_ids: Iterable[int]) -> None:
-        """Also receive the events of these item ids."""
-        self._hub._index_add(self, item_ids=[int(i) for i in item_ids])
-
-    def add_batches(self, batch_ids: Iterable[str]) -> None:
-        """Also receive the events of these batch ids."""
-        self._hub._index_add(self, batch_ids=[str(b) for b in batch_ids])
-
-    def get(self, timeout: float | None = None) -> EventDict | None:
-        """The next event, or ``None`` after ``timeout`` seconds (blocking; sync callers)."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except _queue.Empty:
-            return None
-
-    def get_nowait(self) -> EventDict | None:
-        """The next event if one is waiting, else ``None``."""
-        try:
-            return self._queue.get_nowait()
-        except _queue.Empty:
-            return None
-
-    def close(self) -> None:
-        """Stop receiving events (idempotent)."""
-        if not self.closed:
-            self.closed = True
-            self._hub._index_remove(self)
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncSubscription(Subscription):
-    """A :class:`Subscription` whose events land in an ``asyncio.Queue`` of the caller's loop.
-
-    Create with :meth:`EventHub.asubscribe` (inside a running loop); read with ``await get()``.
-    A ``callback`` runs in the caller's loop (a coroutine function is scheduled as a task).
-    """
-
-    def __init__(
-        self,
-        hub: EventHub,
-        item_ids: Iterable[int] = (),
-        batch_ids: Iterable[str] = (),
-        *,
-        all_events: bool = False,
-        callback: Callable[[EventDict], Any] | None = None,
-        keep_queue: bool = False,
-    ) -> None:
-        super().__init__(
-            hub,
-            item_ids,
-            batch_ids,
-            all_events=all_events,
-            keep_queue=keep_queue or callback is None,
-        )
-        self._loop = asyncio.get_running_loop()
-        self._aqueue: asyncio.Queue[EventDict] = asyncio.Queue()
-        self._acallback = callback
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def _deliver(self, evt: EventDict) -> None:
-        if self.closed:
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._on_loop, evt)
-        except RuntimeError:  # the caller's loop is closed: nobody is listening any more
-            self.close()
-
-    def _on_loop(self, evt: EventDict) -> None:
-        if self.closed:
-            return
-        if self.keep_queue:
-            self._aqueue.put_nowait(evt)
-        if self._acallback is None:
-            return
-        try:
-            result = self._acallback(evt)
-            if asyncio.iscoroutine(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        except Exception:  # a user callback must not break the caller's loop
-            log.exception("event callback failed for %s", evt.get("event_type"))
-
-    async def get(self, timeout: float | None = None) -> EventDict | None:  # type: ignore[override]
-        """The next event, or ``None`` after ``timeout`` seconds."""
-        try:
-            return await asyncio.wait_for(self._aqueue.get(), timeout)
-        except TimeoutError:
-            return None
-
-    def get_nowait(self) -> EventDict | None:
-        """The next event if one is waiting, else ``None``."""
-        try:
-            return self._aqueue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
-
-    async def __aenter__(self) -> AsyncSubscription:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class _WaitState:
-    """Sans-I/O bookkeeping for waiting on many items: what to check and when."""
-
-    def __init__(self, item_ids: Iterable[int], poll_interval: float) -> None:
-        self.pending: set[int] = {int(i) for i in item_ids}
-        self.poll_interval = max(0.05, float(poll_interval))
-        self.to_confirm: set[int] = set()
-        self.check_all = True  # the job may have ended before we subscribed
-        self._backoff = 0.05
-        self.batch_baseline: dict[str, int] | None = None
-
-    def batches_unchanged(self, statuses: Iterable[Mapping[str, Any]]) -> bool:
-        """True when no item of these batches finished since the last summary read.
-
-        Counts are read before the summaries, so an item finishing in between still shows up
-        as a change at the next poll.
-        """
-        counts = {
-            str(st.get("batch_id")): sum(int(st.get(k) or 0) for k in _FINAL_COUNT_KEYS)
-            for st in statuses
-        }
-        if counts == self.batch_baseline:
-            return True
-        self.batch_baseline = counts
-        return False
-
-    def on_event(self, evt: Mapping[str, Any]) -> None:
-        etype = evt.get("event_type")
-        if etype in (HUB_RECONNECTED, HUB_DISCONNECTED):
-            self.check_all = True
-            self._backoff = 0.05
-        elif etype == STATUS_CHANGED and evt.get("status") in TERMINAL_STATUSES:
-            item_id = evt.get("item_id")
-            if isinstance(item_id, int) and item_id in self.pending:
-                self.to_confirm.add(item_id)
-        elif etype == "queue_items_canceled":
-            ids = evt.get("canceled_item_ids")
-            if isinstance(ids, list):
-                self.to_confirm.update(i for i in ids if i in self.pending)
-        elif etype == "queue_cleared":
-            self.check_all = True
-
-    def next_wait(self, connected: bool) -> float:
-        """Seconds to wait for an event before polling the server again."""
-        if connected:
-            self._backoff = 0.05
-            return self.poll_interval
-        wait = self._backoff
-        self._backoff = min(self._backoff * 2, self.poll_interval)
-        return wait * random.uniform(0.8, 1.2)
-
-    def take_checks(self) -> tuple[list[int], bool]:
-        """Ids to read from the server now, and whether events said they are all final."""
-        confirmed = not self.check_all
-        ids = sorted(self.pending) if self.check_all else sorted(self.to_confirm & self.pending)
-        self.check_all = False
-        self.to_confirm.clear()
-        return ids, confirmed
 
 
 class EventHub:
@@ -414,7 +179,7 @@ class EventHub:
                 delay = None
                 self._connected.set()
                 self._attempted.set()
-                self._broadcast(_as_event(HUB_RECONNECTED, None))
+                self._broadcast(as_event(HUB_RECONNECTED, None))
                 await self._dropped.wait()
             except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -424,7 +189,7 @@ class EventHub:
                 if self._connected.is_set():
                     self._connected.clear()
                     self.stats["disconnects"] += 1
-                    self._broadcast(_as_event(HUB_DISCONNECTED, None))
+                    self._broadcast(as_event(HUB_DISCONNECTED, None))
                 if sio.connected:
                     await sio.disconnect()
             if self._closing:
@@ -442,7 +207,7 @@ class EventHub:
 
     async def _on_any(self, event: str, data: Any = None) -> None:
         self.stats["events"] += 1
-        evt = _as_event(event, data)
+        evt = as_event(event, data)
         if event == "queue_cleared":
             self._broadcast(evt)
             return
@@ -600,68 +365,19 @@ class EventHub:
         Raises:
             JobTimeoutError: ``timeout`` seconds passed with items still unfinished.
         """
-        state = _WaitState(item_ids, poll_interval)
-        own = subscription is None
-        sub = subscription if subscription is not None else self.subscribe(item_ids=state.pending)
-        if not own:
-            sub.add_items(state.pending)
-        self.start()
-        queue_client = self._client.queue
-        gate = sorted({str(b) for b in batch_ids})
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while state.pending:
-                evt = sub.get_nowait()  # events already queued go first (and to on_event)
-                while evt is not None:
-                    self._note(state, evt, on_event)
-                    evt = sub.get_nowait()
-                ids, confirmed = state.take_checks()
-                if ids and not confirmed and gate and len(ids) >= BATCH_GATE_MIN_ITEMS:
-                    self.stats["polls"] += 1
-                    if state.batches_unchanged(queue_client.batch_status(b) for b in gate):
-                        ids = []
-                if ids:
-                    self.stats["polls"] += 1
-                    # events said these ended: read the full items at once (one request);
-                    # otherwise a cheap summary read, and full items only for finished ones
-                    rows = (
-                        queue_client.items_by_ids(ids)
-                        if fetch_full and confirmed
-                        else queue_client.item_summaries(ids)
-                    )
-                    done = self._finished_rows(state, ids, rows)
-                    if fetch_full:
-                        full_needed = [r["item_id"] for r in done if "session" not in r]
-                        fulls = (
-                            {int(r["item_id"]): r for r in queue_client.items_by_ids(full_needed)}
-                            if full_needed
-                            else {}
-                        )
-                        done = [fulls.get(int(r["item_id"]), r) for r in done]
-                    yield from done
-                    if not state.pending:
-                        break
-                wait = state.next_wait(self.connected)
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        first = min(state.pending)
-                        raise JobTimeoutError(
-                            f"{len(state.pending)} item(s) not finished after {timeout}s "
-                            f"(first: {first})",
-                            item_id=first,
-                        )
-                    wait = min(wait, remaining)
-                evt = sub.get(timeout=wait)
-                if evt is None:
-                    state.check_all = True
-                    continue
-                self._note(state, evt, on_event)
-        finally:
-            if own:
-                sub.close()
+        return _waiting.iter_finished(
+            self,
+            self._client.queue,
+            item_ids,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            fetch_full=fetch_full,
+            subscription=subscription,
+            on_event=on_event,
+            batch_ids=batch_ids,
+        )
 
-    async def aiter_finished(
+    def aiter_finished(
         self,
         item_ids: Iterable[int],
         *,
@@ -673,103 +389,17 @@ class EventHub:
         batch_ids: Iterable[str] = (),
     ) -> AsyncIterator[dict[str, Any]]:
         """Asyncio twin of :meth:`iter_finished` (HTTP through ``client.async_http()``)."""
-        state = _WaitState(item_ids, poll_interval)
-        own = subscription is None
-        sub = subscription if subscription is not None else self.asubscribe(item_ids=state.pending)
-        if not own:
-            sub.add_items(state.pending)
-        self.start()
-        queue_client = self._client.queue
-        loop = asyncio.get_running_loop()
-        gate = sorted({str(b) for b in batch_ids})
-        deadline = None if timeout is None else loop.time() + timeout
-        try:
-            while state.pending:
-                aevt = sub.get_nowait()  # events already queued go first (and to on_event)
-                while aevt is not None:
-                    await self._anote(state, aevt, on_event)
-                    aevt = sub.get_nowait()
-                ids, confirmed = state.take_checks()
-                if ids and not confirmed and gate and len(ids) >= BATCH_GATE_MIN_ITEMS:
-                    self.stats["polls"] += 1
-                    statuses = [await queue_client.abatch_status(b) for b in gate]
-                    if state.batches_unchanged(statuses):
-                        ids = []
-                if ids:
-                    self.stats["polls"] += 1
-                    if fetch_full and confirmed:
-                        rows = await queue_client.aitems_by_ids(ids)
-                    else:
-                        rows = await queue_client.aitem_summaries(ids)
-                    done = self._finished_rows(state, ids, rows)
-                    if fetch_full:
-                        full_needed = [r["item_id"] for r in done if "session" not in r]
-                        fulls = (
-                            {
-                                int(r["item_id"]): r
-                                for r in await queue_client.aitems_by_ids(full_needed)
-                            }
-                            if full_needed
-                            else {}
-                        )
-                        done = [fulls.get(int(r["item_id"]), r) for r in done]
-                    for row in done:
-                        yield row
-                    if not state.pending:
-                        break
-                wait = state.next_wait(self.connected)
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        first = min(state.pending)
-                        raise JobTimeoutError(
-                            f"{len(state.pending)} item(s) not finished after {timeout}s "
-                            f"(first: {first})",
-                            item_id=first,
-                        )
-                    wait = min(wait, remaining)
-                evt = await sub.get(timeout=wait)
-                if evt is None:
-                    state.check_all = True
-                    continue
-                await self._anote(state, evt, on_event)
-        finally:
-            if own:
-                sub.close()
-
-    @staticmethod
-    def _note(state: _WaitState, evt: EventDict, on_event: EventCallback | None) -> None:
-        state.on_event(evt)
-        if on_event is not None and evt["event_type"] not in (HUB_DISCONNECTED, HUB_RECONNECTED):
-            on_event(evt)
-
-    @staticmethod
-    async def _anote(
-        state: _WaitState, evt: EventDict, on_event: Callable[[EventDict], Any] | None
-    ) -> None:
-        state.on_event(evt)
-        if on_event is not None and evt["event_type"] not in (HUB_DISCONNECTED, HUB_RECONNECTED):
-            result = on_event(evt)
-            if asyncio.iscoroutine(result):
-                await result
-
-    @staticmethod
-    def _finished_rows(
-        state: _WaitState, ids: list[int], rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        seen: set[int] = set()
-        done: list[dict[str, Any]] = []
-        for row in rows:
-            item_id = int(row["item_id"])
-            seen.add(item_id)
-            if row.get("status") in TERMINAL_STATUSES and item_id in state.pending:
-                state.pending.discard(item_id)
-                done.append(row)
-        for item_id in ids:
-            if item_id not in seen and item_id in state.pending:
-                state.pending.discard(item_id)
-                done.append({"item_id": item_id, "status": "missing"})
-        return done
+        return _waiting.aiter_finished(
+            self,
+            self._client.queue,
+            item_ids,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            fetch_full=fetch_full,
+            subscription=subscription,
+            on_event=on_event,
+            batch_ids=batch_ids,
+        )
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
