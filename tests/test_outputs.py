@@ -77,7 +77,7 @@ def test_failed_or_sessionless_items_map_to_empty_lists() -> None:
 
 
 def test_progress_views_always_carry_a_number() -> None:
-    from invokeai_py_client.workflow.execution import _ProgressTracker
+    from invokeai_py_client.workflow._job import _ProgressTracker
 
     t = _ProgressTracker()
     assert t.view({"event_type": "batch_enqueued"}) is None
