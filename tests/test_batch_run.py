@@ -20,7 +20,7 @@ from PIL import Image
 from invokeai_py_client import InvokeAIClient
 from invokeai_py_client._http import AsyncHttpTransport
 from invokeai_py_client.local_server import LocalServer
-from invokeai_py_client.run import BatchRun, Ledger, Progress, read_manifest
+from invokeai_py_client.run import BatchRun, Ledger, Progress, aresume, read_manifest
 from invokeai_py_client.sweep import Sweep
 from invokeai_py_client.workflow import WorkflowDefinition
 
@@ -139,6 +139,13 @@ async def test_cancel_stops_and_cancels_on_the_server(
     assert {r["status"] for r in rows} <= {"completed", "canceled"}
     on_disk = {p.name for p in (tmp_path / "images").iterdir()}
     assert {Path(r["path"]).name for r in rows if r["path"]} == on_disk
+
+    # resume completes a cancelled run: canceled items are retried, the rest is sent
+    again = await aresume(tmp_path, client=client)
+    assert again.ok, again
+    rows = read_manifest(tmp_path)
+    assert len(rows) == 200 and {r["status"] for r in rows} == {"completed"}
+    assert len(list((tmp_path / "images").iterdir())) == 200
 
 
 @pytest.mark.slow

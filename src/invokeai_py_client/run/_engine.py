@@ -80,8 +80,10 @@ class Engine:
         on_progress: Callable[[Progress], Any] | None = None,
         leave_running_on_cancel: bool = False,
         hooks: Mapping[str, Callable[[], Any]] | None = None,
+        retry_statuses: frozenset[str] = frozenset(),
     ) -> None:
         self.client = client
+        self.retry_statuses = retry_statuses
         self.ledger = ledger
         self.plan = plan
         self.out_dir = out_dir
@@ -196,6 +198,8 @@ class Engine:
         return cached
 
     def _finished(self) -> bool:
+        if self.retry_statuses:
+            return False
         if self.ledger.sent_until() < self.count or self.ledger.batches("sending"):
             return False
         if len(self.run_item) < self.count:
@@ -252,6 +256,8 @@ class Engine:
             await self._settle_sending()
         if self.reconcile_needed or time.monotonic() - self.last_news > SAFETY_POLL:
             await self._reconcile()
+        if self.retry_statuses:
+            await self._retry_statuses()
         if self.unknown_ids:
             await self._adopt_ids(sorted(self.unknown_ids))
         if self.need_full:
@@ -551,12 +557,14 @@ class Engine:
         self.sub.add_items(fresh)
         await self._adopt_ids(fresh)
 
-    async def retry_failed(self) -> None:
-        """Ask the server to retry every failed item of the run (resume(retry_failed=True))."""
-        failed = [i for i, r in self.items.items() if not r.superseded and r.status == "failed"]
-        if failed:
-            await self.client.queue.aretry_items_by_id(failed)
+    async def _retry_statuses(self) -> None:
+        """Once, after the first reconcile: retry the items in ``retry_statuses``."""
+        statuses, self.retry_statuses = self.retry_statuses, frozenset()
+        ids = [i for i, r in self.items.items() if not r.superseded and r.status in statuses]
+        if ids:
+            await self.client.queue.aretry_items_by_id(ids)
             fresh = await self._find_destination_ids()
+            self.sub.add_items(fresh)
             await self._adopt_ids(fresh)
 
     async def _fetch_full(self) -> None:

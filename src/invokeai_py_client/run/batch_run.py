@@ -466,8 +466,9 @@ async def aresume(
 
     Batches recorded ``sending`` are looked up on the server (adopted when it has them,
     sent again when it has not); items already there are followed; images missing or
-    partial on disk are downloaded again; runs never sent are sent. ``retry_failed`` asks
-    the server to retry the failed items (``retry_items_by_id``). ``client`` defaults to
+    partial on disk are downloaded again; runs never sent are sent; canceled items (a
+    cancelled run, a server restart) are retried. ``retry_failed`` also asks the server to
+    retry the failed items (``retry_items_by_id``). ``client`` defaults to
     the server URL recorded in the ledger.
     """
     out = Path(out_dir)
@@ -484,10 +485,15 @@ async def aresume(
         plan = await _upload_images(client, ledger, plan)
         _drop_missing_files(out, ledger)
         engine = Engine(
-            client, ledger, plan, out, concurrency=concurrency, on_progress=on_progress, hooks=hooks
+            client,
+            ledger,
+            plan,
+            out,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            hooks=hooks,
+            retry_statuses=frozenset({"canceled", "failed"} if retry_failed else {"canceled"}),
         )
-        if retry_failed:
-            await engine.retry_failed()
         return await _drive(engine, ledger)
     finally:
         if own_client:
