@@ -46,11 +46,16 @@ def pause():
 client = InvokeAIClient.from_url(url)
 wf = client.workflow_repo.create_workflow(WorkflowDefinition.from_file(example))
 sweep = Sweep().axis("Width", [32, 48, 64]).axis("Blur Radius", [1, 2, 3, 4])
+if mode == "sigint":
+    sweep = Sweep().axis("Width", list(range(16, 216))).axis("Blur Radius", [1])
 calls = {"n": 0}
 
 def on_progress(p):
     if mode == "mid_run" and p.done >= 3:
         pause()
+    if mode == "sigint" and p.done >= 3 and not calls.get("told"):
+        calls["told"] = True
+        print("PAUSED", flush=True)  # the test sends SIGINT now; the run goes on meanwhile
 
 run = BatchRun(client, wf, sweep, out, on_progress=on_progress, concurrency=1)
 if mode == "before_enqueue":
@@ -65,19 +70,27 @@ if mode == "mid_download":
             (images / "0003_partial.png.part").write_bytes(b"\x89PNG half")
             pause()
     run._hooks["mid_download"] = mid_download
-run.run()
+try:
+    run.run()
+except KeyboardInterrupt:
+    print("INTERRUPTED", flush=True)
+    sys.exit(130)
 print("FINISHED", flush=True)
 """
 
 
-def run_until_paused(url: str, out: Path, mode: str, tmp_path: Path) -> None:
+def start_child(url: str, out: Path, mode: str, tmp_path: Path) -> subprocess.Popen[str]:
     script = tmp_path / "child.py"
     script.write_text(SCRIPT, encoding="utf-8")
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, str(script), url, str(out), mode, str(EXAMPLES / "blur.json")],
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def run_until_paused(url: str, out: Path, mode: str, tmp_path: Path) -> None:
+    proc = start_child(url, out, mode, tmp_path)
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
     try:
@@ -152,6 +165,32 @@ def test_sigkill_then_resume(
     check_complete(client, out)
 
 
+@pytest.mark.server
+def test_ctrl_c_cancels_on_the_server_then_resume_completes(
+    server: LocalServer, client: InvokeAIClient, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    proc = start_child(server.url, out, "sigint", tmp_path)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "PAUSED":
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "INTERRUPTED" in rest
+    ledger = Ledger.open(out)
+    [batch] = ledger.batches()
+    status = client.queue.batch_status(batch.batch_id)
+    assert status["pending"] == 0 and status["in_progress"] == 0  # canceled on the server
+    assert 0 < status["completed"] < 200
+    rows = read_manifest(out)  # written on the way out
+    assert {r["status"] for r in rows} <= {"completed", "canceled"}
+    ledger.close()
+    result = resume(out, client=client)
+    assert result.ok and result.images == 200
+
+
 @pytest.mark.slow
 def test_server_restart_mid_run(tmp_path: Path) -> None:
     with LocalServer(tmp_path / "root", fast=True) as srv:
@@ -179,4 +218,13 @@ def test_server_restart_mid_run(tmp_path: Path) -> None:
         rows = read_manifest(tmp_path / "out")
         assert sorted(r["run_index"] for r in rows) == list(range(160))
         assert len(list((tmp_path / "out" / "images").iterdir())) == 160
+        destination = Ledger.open(tmp_path / "out").get_meta("destination")
+        items = server_items(client, destination)
+        done = [it for it in items if it["status"] == "completed"]
+        assert len(done) == 160  # items the restart canceled were retried once, not twice
+        combos = {
+            json.dumps(sorted((v["field_name"], v["value"]) for v in it["field_values"]))
+            for it in done
+        }
+        assert len(combos) == 160
         client.close()
