@@ -164,6 +164,7 @@ class BatchRun:
         self._cancel_requested = False
         self._hooks: dict[str, Callable[[], Any]] = {}
         self._ledger: Ledger | None = None
+        self._ended = False
 
     def _apply_board(self, board: str) -> None:
         nodes = self.plan.template["batch"]["graph"]["nodes"]
@@ -195,22 +196,31 @@ class BatchRun:
 
     async def arun(self) -> RunResult:
         """Run to the end (asyncio). Cancelling the task cancels the items on the server."""
+        try:
+            return await self._arun()
+        finally:
+            self._ended = True
+
+    async def _arun(self) -> RunResult:
         ledger = self._create_ledger()
-        plan = await _upload_images(self.client, ledger, self.plan)
-        engine = Engine(
-            self.client,
-            ledger,
-            plan,
-            self.out_dir,
-            concurrency=self.concurrency,
-            on_progress=self.on_progress,
-            leave_running_on_cancel=self.leave_running_on_cancel,
-            hooks=self._hooks,
-        )
-        self._engine = engine
-        if self._cancel_requested:
-            engine.cancel_event.set()
-        return await _drive(engine, ledger)
+        try:
+            plan = await _upload_images(self.client, ledger, self.plan)
+            engine = Engine(
+                self.client,
+                ledger,
+                plan,
+                self.out_dir,
+                concurrency=self.concurrency,
+                on_progress=self.on_progress,
+                leave_running_on_cancel=self.leave_running_on_cancel,
+                hooks=self._hooks,
+            )
+            self._engine = engine
+            if self._cancel_requested:
+                engine.cancel_event.set()
+            return await _drive(engine, ledger)
+        finally:
+            ledger.close()
 
     def cancel(self) -> None:
         """Stop the run: its items are canceled on the server (unless left running)."""
@@ -229,7 +239,12 @@ class BatchRun:
             result = await task
         """
         while self._engine is None:
+            if self._ended:
+                return
             await asyncio.sleep(0.01)
+        if self._ended:
+            yield self._engine.progress()
+            return
         q: asyncio.Queue[Progress | None] = asyncio.Queue()
         self._engine.listeners.append(q)
         while True:
@@ -496,6 +511,7 @@ async def aresume(
         )
         return await _drive(engine, ledger)
     finally:
+        ledger.close()
         if own_client:
             client.close()
 
