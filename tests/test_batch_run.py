@@ -166,3 +166,48 @@ def test_small_queue_forces_chunks_and_everything_completes(tmp_path: Path) -> N
         for r in rows:
             with Image.open(tmp_path / "out" / r["path"]) as im:
                 assert im.size[0] == r["params"]["Width"]
+
+
+@pytest.mark.server
+def test_gui_batch_node_sweep_and_board(client: InvokeAIClient, tmp_path: Path) -> None:
+    wf = client.workflow_repo.create_workflow(
+        WorkflowDefinition.from_file(EXAMPLES / "batch_width.json")
+    )
+    board = client.http.request(
+        "POST", "/api/v1/boards/", params={"board_name": f"sweep-{tmp_path.name}"}
+    ).json()["board_id"]
+    run = BatchRun(client, wf, Sweep().axis("Height", [16, 24]), tmp_path, board=board)
+    assert run.count == 3 * 2  # the Integer Batch node's 3 widths x the swept heights
+    result = run.run()
+    assert result.ok and result.images == 6
+    rows = read_manifest(tmp_path)
+    sizes = set()
+    for r in rows:
+        assert r["board_id"] == board
+        with Image.open(tmp_path / r["path"]) as im:
+            assert im.size == (r["params"]["Integers"], r["params"]["Height"])
+            sizes.add(im.size)
+    assert sizes == {(w, h) for w in (32, 48, 64) for h in (16, 24)}
+    names = client.http.get_json(f"/api/v1/boards/{board}/image_names")
+    assert {r["image_name"] for r in rows} <= set(names)
+
+
+@pytest.mark.server
+def test_local_images_are_uploaded_once_each(
+    client: InvokeAIClient, tmp_path: Path, requests_log: Counter[tuple[str, str]]
+) -> None:
+    files = []
+    for i, colour in enumerate(["red", "green", "red"]):  # the third is a copy of the first
+        path = tmp_path / f"in{i}.png"
+        Image.new("RGB", (40 + 8 * (i % 2), 40), colour).save(path)
+        files.append(path)
+    wf = client.workflow_repo.create_workflow(
+        WorkflowDefinition.from_file(EXAMPLES / "img2img.json")
+    )
+    out = tmp_path / "out"
+    result = BatchRun(client, wf, Sweep().images("Source Image", files), out).run()
+    assert result.ok and result.images == 3
+    assert requests_log[("POST", "/api/v1/images/upload")] == 2  # deduplicated by content
+    rows = read_manifest(out)
+    assert sorted(r["params"]["Source Image"] for r in rows) == ["in0.png", "in1.png", "in2.png"]
+    assert all("source-image-in" in r["path"] for r in rows)

@@ -383,7 +383,13 @@ class Engine:
                 if cur_row.status in ("failed", "canceled") and cur < iid:
                     run_index, superseded = r, cur_row
                     break
-            params, indices = self.plan.params_for(s.get("field_values"))
+            # the run was matched on the server's field_values (equal keys), so the planned
+            # run's parameters are the item's; the plan also tells apart equal local files
+            params, indices = (
+                self.plan.run_params(run_index)
+                if run_index is not None
+                else self.plan.params_for(s.get("field_values"))
+            )
             row = ItemRow(
                 item_id=iid,
                 batch_id=bid,
