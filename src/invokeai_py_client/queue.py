@@ -93,6 +93,21 @@ def check_enqueue_result(result: Mapping[str, Any], *, allow_partial: bool) -> N
         )
 
 
+def _recovered_result(
+    queue_id: str, prepared: Mapping[str, Any], total: int, item_ids: list[int]
+) -> dict[str, Any]:
+    """The enqueue result rebuilt from the server's view of a batch after a lost answer."""
+    return {
+        "queue_id": queue_id,
+        "enqueued": total,
+        "requested": total,
+        "batch": copy.deepcopy(dict(prepared["batch"])),
+        "priority": 1 if prepared.get("prepend") else 0,
+        "item_ids": item_ids,
+        "recovered": True,
+    }
+
+
 class QueueClient:
     """Queue endpoints of one client (``client.queue``).
 
@@ -159,15 +174,8 @@ class QueueClient:
         total = int(status.get("total", 0))
         if total <= 0:
             return None
-        return {
-            "queue_id": self.queue_id,
-            "enqueued": total,
-            "requested": total,
-            "batch": copy.deepcopy(dict(prepared["batch"])),
-            "priority": 1 if prepared.get("prepend") else 0,
-            "item_ids": self.find_batch_item_ids(batch_id, expected=total),
-            "recovered": True,
-        }
+        found = self.find_batch_item_ids(batch_id, expected=total)
+        return _recovered_result(self.queue_id, prepared, total, found)
 
     def find_batch_item_ids(self, batch_id: str, expected: int | None = None) -> list[int]:
         """Item ids of ``batch_id``, newest first, found by scanning recent queue items.
@@ -199,23 +207,21 @@ class QueueClient:
 
     def items_by_ids(self, item_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Full queue items for ``item_ids`` in that order (1000 ids per request)."""
-        out: list[dict[str, Any]] = []
-        for chunk in _chunks(list(item_ids)):
-            resp = self._client.http.request(
-                "POST", self._path("items_by_ids"), json={"item_ids": chunk}, retry=True
-            )
-            out.extend(resp.json())
-        return out
+        return self._read_by_ids("items_by_ids", item_ids)
 
     def item_summaries(self, item_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Light summaries (``item_id``, ``status``, ``batch_id``, timestamps) for ``item_ids``.
 
         This is the cheap read used for polling; items the server no longer has are omitted.
         """
+        return self._read_by_ids("item_summaries_by_ids", item_ids)
+
+    def _read_by_ids(self, endpoint: str, item_ids: Sequence[int]) -> list[dict[str, Any]]:
+        # a read through POST, so it is marked retryable; the server caps ids per request
         out: list[dict[str, Any]] = []
         for chunk in _chunks(list(item_ids)):
             resp = self._client.http.request(
-                "POST", self._path("item_summaries_by_ids"), json={"item_ids": chunk}, retry=True
+                "POST", self._path(endpoint), json={"item_ids": chunk}, retry=True
             )
             out.extend(resp.json())
         return out
@@ -301,15 +307,7 @@ class QueueClient:
                     found.append(int(summary["item_id"]))
             if len(found) >= total:
                 break
-        return {
-            "queue_id": self.queue_id,
-            "enqueued": total,
-            "requested": total,
-            "batch": copy.deepcopy(dict(prepared["batch"])),
-            "priority": 1 if prepared.get("prepend") else 0,
-            "item_ids": found,
-            "recovered": True,
-        }
+        return _recovered_result(self.queue_id, prepared, total, found)
 
     async def aget_item(self, item_id: int) -> dict[str, Any]:
         """Asyncio twin of :meth:`get_item`."""
@@ -320,22 +318,18 @@ class QueueClient:
 
     async def aitems_by_ids(self, item_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Asyncio twin of :meth:`items_by_ids`."""
-        http = self._client.async_http()
-        out: list[dict[str, Any]] = []
-        for chunk in _chunks(list(item_ids)):
-            resp = await http.request(
-                "POST", self._path("items_by_ids"), json={"item_ids": chunk}, retry=True
-            )
-            out.extend(resp.json())
-        return out
+        return await self._aread_by_ids("items_by_ids", item_ids)
 
     async def aitem_summaries(self, item_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Asyncio twin of :meth:`item_summaries`."""
+        return await self._aread_by_ids("item_summaries_by_ids", item_ids)
+
+    async def _aread_by_ids(self, endpoint: str, item_ids: Sequence[int]) -> list[dict[str, Any]]:
         http = self._client.async_http()
         out: list[dict[str, Any]] = []
         for chunk in _chunks(list(item_ids)):
             resp = await http.request(
-                "POST", self._path("item_summaries_by_ids"), json={"item_ids": chunk}, retry=True
+                "POST", self._path(endpoint), json={"item_ids": chunk}, retry=True
             )
             out.extend(resp.json())
         return out
