@@ -19,6 +19,7 @@ from PIL import Image
 
 from invokeai_py_client import InvokeAIClient
 from invokeai_py_client._http import AsyncHttpTransport
+from invokeai_py_client.exceptions import RunError
 from invokeai_py_client.local_server import LocalServer
 from invokeai_py_client.run import BatchRun, Ledger, Progress, aresume, read_manifest
 from invokeai_py_client.sweep import Sweep
@@ -211,3 +212,14 @@ def test_local_images_are_uploaded_once_each(
     rows = read_manifest(out)
     assert sorted(r["params"]["Source Image"] for r in rows) == ["in0.png", "in1.png", "in2.png"]
     assert all("source-image-in" in r["path"] for r in rows)
+
+
+@pytest.mark.server
+def test_a_batch_the_server_refuses_is_a_run_error(client: InvokeAIClient, tmp_path: Path) -> None:
+    run = BatchRun(client, blur(client), Sweep().axis("Width", [8, 16]), tmp_path)
+    nodes = run.plan.template["batch"]["graph"]["nodes"]
+    next(iter(nodes.values()))["type"] = "no_such_node"  # the server answers 422
+    with pytest.raises(RunError, match="refused"):
+        run.run()
+    assert [b.state for b in Ledger.open(tmp_path).batches()] == ["absent"]
+    assert {r["status"] for r in read_manifest(tmp_path)} == {"not_sent"}

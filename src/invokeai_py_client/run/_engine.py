@@ -292,7 +292,13 @@ class Engine:
         self._batches = {b.batch_id: b for b in self.ledger.batches()}
         self.sub.add_batches([batch_id])
         self._hook("before_enqueue")
-        result = await self.client.queue.aenqueue_batch(body, allow_partial=True)
+        try:
+            result = await self.client.queue.aenqueue_batch(body, allow_partial=True)
+        except APIError as exc:
+            if exc.status_code >= 500:
+                raise  # ambiguous: settled by asking the server about the batch
+            self.ledger.batch_absent(batch_id)
+            raise RunError(f"the server refused the run's batch: {exc}") from exc
         self._hook("after_enqueue_post")
         enqueued = int(result.get("enqueued", 0))
         requested = int(result.get("requested", hi - lo))

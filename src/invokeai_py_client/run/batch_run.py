@@ -315,6 +315,13 @@ async def _drive(engine: Engine, ledger: Ledger) -> RunResult:
     except asyncio.CancelledError:
         interrupted = True
         engine.cancelled = True
+    except InvokeAIError:
+        # the run cannot go on (e.g. the server refused the batch): write what finished
+        await engine.finish_downloads()
+        _finish(engine, ledger)
+        for q in engine.listeners:
+            q.put_nowait(None)
+        raise
     try:
         if engine.cancelled:
             await asyncio.shield(_stop(engine))
