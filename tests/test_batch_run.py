@@ -223,3 +223,39 @@ def test_a_batch_the_server_refuses_is_a_run_error(client: InvokeAIClient, tmp_p
         run.run()
     assert [b.state for b in Ledger.open(tmp_path).batches()] == ["absent"]
     assert {r["status"] for r in read_manifest(tmp_path)} == {"not_sent"}
+
+
+@pytest.mark.slow
+def test_two_servers_share_a_sweep_and_one_dies(tmp_path: Path) -> None:
+    import threading
+
+    # started one after the other: servers started from threads made this process's later
+    # asyncio connections to them fail ("All connection attempts failed"), cause unknown
+    servers = [LocalServer(tmp_path / f"root{i}", fast=True).start() for i in range(2)]
+    clients = [InvokeAIClient.from_url(s.url) for s in servers]
+    try:
+        sweep = Sweep().axis("Width", list(range(16, 76))).axis("Blur Radius", [1])
+        killed = threading.Event()
+
+        def on_progress(p: Progress) -> None:
+            if p.done >= 12 and not killed.is_set():
+                killed.set()
+                servers[1].kill()  # gone without a word, as a crash would
+
+        run = BatchRun(clients, blur(clients[0]), sweep, tmp_path / "out", on_progress=on_progress)
+        result = run.run()
+        assert killed.is_set()
+        assert result.ok and result.images == 60, result
+        rows = read_manifest(tmp_path / "out")
+        assert sorted(r["run_index"] for r in rows) == list(range(60))
+        assert {r["server"] for r in rows} == {servers[0].url, servers[1].url}
+        names = sorted(p.name for p in (tmp_path / "out" / "images").iterdir())
+        assert len(names) == 60 and names == sorted(Path(r["path"]).name for r in rows)
+        for r in rows:
+            with Image.open(tmp_path / "out" / r["path"]) as im:
+                assert im.size[0] == r["params"]["Width"]
+    finally:
+        for c in clients:
+            c.close()
+        for s in servers:
+            s.stop()

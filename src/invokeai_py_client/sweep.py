@@ -56,6 +56,7 @@ __all__ = [
     "AxisSpec",
     "InputKey",
     "LocalImage",
+    "SubsetPlan",
     "Sweep",
     "SweepPlan",
     "canonical_value",
@@ -754,6 +755,42 @@ class SweepPlan:
         body["batch"]["runs"] = 1
         return body
 
+    def runs_payload(
+        self,
+        run_indices: Sequence[int],
+        *,
+        batch_id: str | None = None,
+        destination: str | None = None,
+        origin: str | None = None,
+        prepend: bool = False,
+    ) -> dict[str, Any]:
+        """The body for any list of runs (one zipped inner list, ``runs`` 1), in that order."""
+        if not run_indices:
+            raise SweepError("no runs to send")
+        for r in run_indices:
+            self._check_run(r)
+        body = self._base(batch_id, destination, origin, prepend)
+        if not self.axes:
+            body["batch"]["runs"] = len(run_indices)
+            body["batch"].pop("data", None)
+            return body
+        columns: list[list[Any]] = [[] for _ in self.axes]
+        for r in run_indices:
+            for i, (_, value, _) in enumerate(self.run_values(r)):
+                columns[i].append(_wire(value))
+        body["batch"]["data"] = [
+            [
+                {"node_path": a.node_id, "field_name": a.field_name, "items": col}
+                for a, col in zip(self.axes, columns, strict=True)
+            ]
+        ]
+        body["batch"]["runs"] = 1
+        return body
+
+    def subset(self, run_indices: Sequence[int]) -> SubsetPlan:
+        """A plan of only these runs (local run ``i`` is run ``run_indices[i]`` of this one)."""
+        return SubsetPlan(self, run_indices)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form of the plan (the ledger's record)."""
         return {
@@ -766,11 +803,14 @@ class SweepPlan:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SweepPlan:
         """Inverse of :meth:`to_dict`."""
-        return cls(
+        plan = SweepPlan(
             template=dict(d["template"]),
             axes=[AxisSpec.from_dict(a) for a in d["axes"]],
             runs=int(d["runs"]),
         )
+        if d.get("subset") is not None:
+            return SubsetPlan(plan, list(d["subset"]))
+        return plan
 
     def _base(
         self, batch_id: str | None, destination: str | None, origin: str | None, prepend: bool
@@ -790,6 +830,91 @@ class SweepPlan:
     def _check_run(self, run_index: int) -> None:
         if not 0 <= run_index < self.count:
             raise SweepError(f"run index {run_index} is outside the plan's 0..{self.count - 1}")
+
+
+class SubsetPlan(SweepPlan):
+    """Some runs of a plan, renumbered ``0..n-1`` (a share of a run on one of several servers).
+
+    Payloads are always the explicit, zipped form of those runs.
+
+    Example::
+
+        part = plan.subset([4, 5, 9])
+        part.count                 # 3
+        part.global_index(2)       # 9
+    """
+
+    def __init__(self, base: SweepPlan, run_indices: Sequence[int]) -> None:
+        super().__init__(template=base.template, axes=base.axes, runs=base.runs)
+        self.base = base
+        self.index = [int(r) for r in run_indices]
+        for r in self.index:
+            base._check_run(r)
+
+    @property
+    def count(self) -> int:
+        """How many runs this subset holds."""
+        return len(self.index)
+
+    def global_index(self, run_index: int) -> int:
+        """The run's index in the whole plan."""
+        return self.index[run_index]
+
+    def combo_of(self, run_index: int) -> int:
+        return self.base.combo_of(self.index[run_index])
+
+    def group_positions(self, run_index: int) -> list[int]:
+        return self.base.group_positions(self.index[run_index])
+
+    def runs_by_key(self, lo: int = 0, hi: int | None = None) -> dict[str, list[int]]:
+        hi = self.count if hi is None else hi
+        out: dict[str, list[int]] = {}
+        for r in range(lo, hi):
+            out.setdefault(self.base.run_key(self.index[r]), []).append(r)
+        return out
+
+    def payload(
+        self,
+        *,
+        batch_id: str | None = None,
+        destination: str | None = None,
+        origin: str | None = None,
+        prepend: bool = False,
+    ) -> dict[str, Any]:
+        return self.chunk_payload(
+            0,
+            self.count,
+            batch_id=batch_id,
+            destination=destination,
+            origin=origin,
+            prepend=prepend,
+        )
+
+    def chunk_payload(
+        self,
+        lo: int,
+        hi: int,
+        *,
+        batch_id: str | None = None,
+        destination: str | None = None,
+        origin: str | None = None,
+        prepend: bool = False,
+    ) -> dict[str, Any]:
+        if not 0 <= lo < hi <= self.count:
+            raise SweepError(f"chunk {lo}..{hi} is outside the plan's 0..{self.count}")
+        return self.base.runs_payload(
+            self.index[lo:hi],
+            batch_id=batch_id,
+            destination=destination,
+            origin=origin,
+            prepend=prepend,
+        )
+
+    def with_uploads(self, names: Mapping[str, str]) -> SubsetPlan:
+        return SubsetPlan(self.base.with_uploads(names), self.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.base.to_dict(), "subset": self.index}
 
 
 def _replace_values(a: AxisSpec, values: tuple[Any, ...]) -> AxisSpec:

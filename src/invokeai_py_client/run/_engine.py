@@ -29,7 +29,7 @@ from invokeai_py_client.exceptions import (
 )
 from invokeai_py_client.run._naming import file_name, images_from_item
 from invokeai_py_client.run.ledger import FileRow, ItemRow, Ledger, utc_now
-from invokeai_py_client.sweep import SweepPlan
+from invokeai_py_client.sweep import SubsetPlan, SweepPlan
 
 if TYPE_CHECKING:
     from invokeai_py_client.client import InvokeAIClient
@@ -79,6 +79,7 @@ class Engine:
         concurrency: int = 4,
         on_progress: Callable[[Progress], Any] | None = None,
         leave_running_on_cancel: bool = False,
+        images_dir: Path | None = None,
         hooks: Mapping[str, Callable[[], Any]] | None = None,
         retry_statuses: frozenset[str] = frozenset(),
     ) -> None:
@@ -87,7 +88,7 @@ class Engine:
         self.ledger = ledger
         self.plan = plan
         self.out_dir = out_dir
-        self.images_dir = out_dir / IMAGES_DIR
+        self.images_dir = images_dir if images_dir is not None else out_dir / IMAGES_DIR
         self.concurrency = max(1, int(concurrency))
         self.on_progress = on_progress
         self.leave_running = leave_running_on_cancel
@@ -96,7 +97,8 @@ class Engine:
         self.outputs: list[dict[str, Any]] = list(ledger.get_meta("output_nodes") or [])
         self.output_ids = [str(o["node_id"]) for o in self.outputs]
         self.count = plan.count
-        self.width = max(4, len(str(max(self.count - 1, 0))))
+        whole = plan.base.count if isinstance(plan, SubsetPlan) else plan.count
+        self.width = max(4, len(str(max(whole - 1, 0))))
         # state
         self.items: dict[int, ItemRow] = {}
         self.run_item: dict[int, int] = {}
@@ -633,6 +635,8 @@ class Engine:
                 node_id,
             )
         suffix = Path(image_name).suffix or ".png"
+        if isinstance(self.plan, SubsetPlan):
+            run_index = self.plan.global_index(run_index)
         return file_name(
             run_index, self.width, params, node_label=label, ordinal=ordinal, suffix=suffix
         )

@@ -37,16 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 from invokeai_py_client.exceptions import InvokeAIError, RunError
 from invokeai_py_client.run._engine import Engine, Progress
-from invokeai_py_client.run.ledger import LEDGER_NAME, Ledger, utc_now
+from invokeai_py_client.run.ledger import LEDGER_NAME, FileRow, ItemRow, Ledger, utc_now
 from invokeai_py_client.run.manifest import (
     MANIFEST_NAME,
     write_manifest,
     write_run_json,
 )
-from invokeai_py_client.sweep import HandleLike, Sweep, SweepPlan
+from invokeai_py_client.sweep import HandleLike, SubsetPlan, Sweep, SweepPlan
 
 if TYPE_CHECKING:
     from invokeai_py_client.client import InvokeAIClient
+    from invokeai_py_client.run.multi import MultiRun
 
 __all__ = ["LEDGER_NAME", "BatchRun", "Progress", "RunResult", "aresume", "resume", "write_outputs"]
 
@@ -76,13 +77,13 @@ class RunResult:
         return self.completed == self.total and not self.cancelled
 
 
-def _clients(client_or_clients: Any) -> InvokeAIClient:
+def _clients(client_or_clients: Any) -> list[InvokeAIClient]:
     if isinstance(client_or_clients, Sequence) and not isinstance(client_or_clients, str):
         clients = list(client_or_clients)
-        if len(clients) != 1:
-            raise RunError("a BatchRun on several servers is not supported yet; pass one client")
-        return clients[0]  # type: ignore[no-any-return]
-    return client_or_clients  # type: ignore[no-any-return]
+        if not clients:
+            raise RunError("BatchRun needs at least one client")
+        return clients
+    return [client_or_clients]
 
 
 def _output_nodes(handle: Any, template: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -119,8 +120,8 @@ class BatchRun:
     """Run a sweep of a workflow on a server and bring every image home.
 
     Args:
-        client_or_clients: an :class:`~invokeai_py_client.client.InvokeAIClient` (a list
-            of one is accepted; several servers are not supported yet).
+        client_or_clients: an :class:`~invokeai_py_client.client.InvokeAIClient`, or a list
+            of clients to spread the run over several servers (see :mod:`.multi`).
         handle: the ``WorkflowHandle`` with the fixed input values set.
         sweep: the :class:`~invokeai_py_client.sweep.Sweep` (``None``: one run).
         out_dir: the output directory (created; must not hold another run).
@@ -146,7 +147,8 @@ class BatchRun:
         on_progress: Callable[[Progress], Any] | None = None,
         leave_running_on_cancel: bool = False,
     ) -> None:
-        self.client = _clients(client_or_clients)
+        self.clients = _clients(client_or_clients)
+        self.client = self.clients[0]
         self.handle = handle
         self.sweep = sweep if sweep is not None else Sweep()
         self.out_dir = Path(out_dir)
@@ -165,6 +167,7 @@ class BatchRun:
         self._hooks: dict[str, Callable[[], Any]] = {}
         self._ledger: Ledger | None = None
         self._ended = False
+        self._multi: MultiRun | None = None
 
     def _apply_board(self, board: str) -> None:
         nodes = self.plan.template["batch"]["graph"]["nodes"]
@@ -202,6 +205,8 @@ class BatchRun:
             self._ended = True
 
     async def _arun(self) -> RunResult:
+        if len(self.clients) > 1:
+            return await self._arun_multi()
         ledger = self._create_ledger()
         try:
             plan = await _upload_images(self.client, ledger, self.plan)
@@ -222,11 +227,60 @@ class BatchRun:
         finally:
             ledger.close()
 
+    async def _arun_multi(self) -> RunResult:
+        from invokeai_py_client.run.multi import MultiRun
+
+        multi = MultiRun(
+            self.clients,
+            self.plan,
+            self.out_dir,
+            self._meta(),
+            concurrency=self.concurrency,
+            on_progress=self.on_progress,
+            leave_running_on_cancel=self.leave_running_on_cancel,
+        )
+        self._multi = multi
+        if self._cancel_requested:
+            multi.cancel_event.set()
+        interrupted = False
+        try:
+            await multi.run()
+        except asyncio.CancelledError:
+            interrupted = True
+            multi.cancel_event.set()
+        try:
+            if multi.cancel_event.is_set():
+                multi.cancelled = True
+                await asyncio.shield(multi.stop())
+            path = multi.write_outputs()
+            c = multi.counts()
+        finally:
+            for q in multi.listeners:
+                q.put_nowait(None)
+            multi.ledger.close()
+            for part in multi.parts:
+                part.ledger.close()
+        if interrupted:
+            raise asyncio.CancelledError
+        return RunResult(
+            out_dir=self.out_dir,
+            total=c["total"],
+            completed=c["completed"],
+            failed=c["failed"],
+            canceled=c["canceled"],
+            remaining=c["remaining"],
+            images=c["images"],
+            manifest=path,
+            cancelled=multi.cancelled,
+        )
+
     def cancel(self) -> None:
         """Stop the run: its items are canceled on the server (unless left running)."""
         self._cancel_requested = True
         if self._engine is not None:
             self._engine.cancel_event.set()
+        if self._multi is not None:
+            self._multi.cancel_event.set()
 
     async def progress(self) -> AsyncIterator[Progress]:
         """Progress snapshots while :meth:`arun` runs in another task; ends with the run.
@@ -238,15 +292,16 @@ class BatchRun:
                 print(p.done, p.remaining, p.eta)
             result = await task
         """
-        while self._engine is None:
+        while self._engine is None and self._multi is None:
             if self._ended:
                 return
             await asyncio.sleep(0.01)
+        source: Engine | MultiRun = self._engine if self._engine is not None else self._multi  # type: ignore[assignment]
         if self._ended:
-            yield self._engine.progress()
+            yield source.progress()
             return
         q: asyncio.Queue[Progress | None] = asyncio.Queue()
-        self._engine.listeners.append(q)
+        source.listeners.append(q)
         while True:
             p = await q.get()
             if p is None:
@@ -256,7 +311,12 @@ class BatchRun:
     # ------------------------------------------------------------------ ledger
 
     def _create_ledger(self) -> Ledger:
-        meta = {
+        ledger = Ledger.create(self.out_dir, self._meta())
+        self._ledger = ledger
+        return ledger
+
+    def _meta(self) -> dict[str, Any]:
+        return {
             "run_id": self.run_id,
             "destination": self.destination,
             "server": self.client.server_url,
@@ -269,9 +329,6 @@ class BatchRun:
             "board": self.board,
             "uploads": {},
         }
-        ledger = Ledger.create(self.out_dir, meta)
-        self._ledger = ledger
-        return ledger
 
 
 def _workflow_name(handle: Any) -> str:
@@ -360,32 +417,74 @@ def _finish(engine: Engine, ledger: Ledger) -> RunResult:
     )
 
 
-def write_outputs(out_dir: Path, ledger: Ledger, plan: SweepPlan, files: Mapping[str, Any]) -> Path:
-    """(Re)write manifest.jsonl / manifest.csv / run.json from the ledger."""
-    server = ledger.get_meta("server")
-    outputs = {o["node_id"]: o for o in ledger.get_meta("output_nodes") or []}
-    current: dict[int, Any] = {}
-    for row in ledger.items(include_superseded=False):
-        if row.run_index is not None:
-            current[row.run_index] = row
-    by_item: dict[int, list[Any]] = {}
+_RANK = {"completed": 5, "failed": 4, "in_progress": 3, "pending": 2, "waiting": 2, "canceled": 1}
+
+
+def collect_runs(
+    ledger: Ledger, plan: SweepPlan, files: Mapping[str, FileRow] | None = None
+) -> dict[int, tuple[ItemRow, list[FileRow], str]]:
+    """Each run's current item, its downloaded files and the server, by global run index."""
+    server = str(ledger.get_meta("server"))
+    files = ledger.files() if files is None else files
+    by_item: dict[int, list[FileRow]] = {}
     for f in files.values():
         by_item.setdefault(f.item_id, []).append(f)
+    out: dict[int, tuple[ItemRow, list[FileRow], str]] = {}
+    for row in ledger.items(include_superseded=False):
+        if row.run_index is None:
+            continue
+        r = plan.global_index(row.run_index) if isinstance(plan, SubsetPlan) else row.run_index
+        out[r] = (row, by_item.get(row.item_id, []), server)
+    return out
+
+
+def better(
+    a: tuple[ItemRow, list[FileRow], str] | None, b: tuple[ItemRow, list[FileRow], str]
+) -> bool:
+    """Whether ``b`` is a better record of a run than ``a`` (completed with files first)."""
+    if a is None:
+        return True
+
+    def score(x: tuple[ItemRow, list[FileRow], str]) -> tuple[int, int]:
+        return (1 if x[1] else 0, _RANK.get(x[0].status, 0))
+
+    return score(b) > score(a)
+
+
+def write_outputs(
+    out_dir: Path, ledger: Ledger, plan: SweepPlan, files: Mapping[str, Any] | None = None
+) -> Path:
+    """(Re)write manifest.jsonl / manifest.csv / run.json from the ledger."""
+    return write_merged(out_dir, ledger, plan, collect_runs(ledger, plan, files))
+
+
+def write_merged(
+    out_dir: Path,
+    ledger: Ledger,
+    plan: SweepPlan,
+    current: Mapping[int, tuple[ItemRow, list[FileRow], str]],
+) -> Path:
+    """Write the outputs of ``plan`` from each run's record (``ledger`` gives the meta)."""
+    server = ledger.get_meta("server")
+    outputs = {o["node_id"]: o for o in ledger.get_meta("output_nodes") or []}
+    order = list(outputs)
     rows: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     for r in range(plan.count):
-        item = current.get(r)
+        record = current.get(r)
         base: dict[str, Any] = {"run_index": r, "server": server}
-        if item is None:
+        if record is None:
             params, indices = plan.run_params(r)
             base.update(status="not_sent", params=params, param_indices=indices)
             rows.append(base)
             counts["not_sent"] = counts.get("not_sent", 0) + 1
             continue
+        item, produced_files, item_server = record
         counts[item.status] = counts.get(item.status, 0) + 1
         base.update(
             item_id=item.item_id,
             batch_id=item.batch_id,
+            server=item_server,
             status=item.status,
             params=item.params,
             param_indices=item.param_indices,
@@ -395,8 +494,8 @@ def write_outputs(out_dir: Path, ledger: Ledger, plan: SweepPlan, files: Mapping
             error_message=item.error_message,
         )
         produced = sorted(
-            by_item.get(item.item_id, []),
-            key=lambda f: (list(outputs).index(f.node_id) if f.node_id in outputs else 0, f.path),
+            produced_files,
+            key=lambda f: (order.index(f.node_id) if f.node_id in outputs else 0, f.path),
         )
         if not produced:
             rows.append(base)
@@ -495,6 +594,12 @@ async def aresume(
     """
     out = Path(out_dir)
     ledger = Ledger.open(out)
+    if ledger.get_meta("multi"):
+        ledger.close()
+        raise RunError(
+            "resuming a run spread over several servers is not supported yet; its parts are "
+            f"under {str(out / 'parts')!r}"
+        )
     own_client = client is None
     if client is None:
         from invokeai_py_client.client import InvokeAIClient

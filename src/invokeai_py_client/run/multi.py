@@ -1,0 +1,331 @@
+"""One sweep spread over several servers (a first version).
+
+The plan's runs are cut into parts (a few per server); each server pulls the next part when
+it has room (two parts in flight per server, so generation and downloads overlap), so a fast
+server takes more parts than a slow one. Each part is an ordinary single-server run (its own
+ledger under ``parts/NNN/``, one ``enqueue_batch`` of its runs) writing into the shared
+``images/`` directory with the global run index in the file names. A health check watches
+every server; one that stops answering for ``dead_after`` seconds is dropped and the runs its
+parts had not finished (images not on disk) are put back for the other servers. The manifest
+records which server made each image (``server``).
+
+Not done yet (see the module's issue): model inputs are not re-resolved per server (keys
+differ between installs), and ``resume`` of a run spread over several servers is refused.
+
+Example::
+
+    run = BatchRun([client_a, client_b], wf, sweep, "out/shared")
+    run.run()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from invokeai_py_client.exceptions import InvokeAIError, RunError
+from invokeai_py_client.run._engine import TERMINAL, Engine, Progress
+from invokeai_py_client.run.ledger import FileRow, ItemRow, Ledger
+from invokeai_py_client.sweep import SubsetPlan, SweepPlan
+
+if TYPE_CHECKING:
+    from invokeai_py_client.client import InvokeAIClient
+
+__all__ = ["MultiRun"]
+
+log = logging.getLogger(__name__)
+PARTS_PER_SERVER = 4
+SLOTS_PER_SERVER = 2
+
+
+@dataclass(slots=True)
+class _Part:
+    number: int
+    url: str
+    runs: list[int]
+    ledger: Ledger
+    plan: SubsetPlan
+    engine: Engine | None = None
+    state: str = "running"  # running | done | abandoned
+
+
+@dataclass(slots=True)
+class _Server:
+    client: InvokeAIClient
+    url: str
+    dead: bool = False
+    failing_since: float | None = None
+    uploads: dict[str, str] = field(default_factory=dict)
+
+
+class MultiRun:
+    """Spread ``plan`` over ``clients`` (internal; :class:`BatchRun` uses it).
+
+    ``meta`` is the run's ledger meta (run id, plan, output nodes...).
+    """
+
+    def __init__(
+        self,
+        clients: Sequence[InvokeAIClient],
+        plan: SweepPlan,
+        out_dir: Path,
+        meta: Mapping[str, Any],
+        *,
+        concurrency: int = 4,
+        on_progress: Callable[[Progress], Any] | None = None,
+        leave_running_on_cancel: bool = False,
+        part_size: int | None = None,
+        dead_after: float = 10.0,
+    ) -> None:
+        self.servers = [_Server(c, c.server_url) for c in clients]
+        self.plan = plan
+        self.out_dir = out_dir
+        self.meta = dict(meta)
+        self.concurrency = concurrency
+        self.on_progress = on_progress
+        self.leave_running = leave_running_on_cancel
+        self.dead_after = dead_after
+        size = part_size or math.ceil(plan.count / (len(self.servers) * PARTS_PER_SERVER))
+        self.part_size = max(1, min(size, 1000))
+        self.queue: deque[list[int]] = deque(
+            list(range(lo, min(lo + self.part_size, plan.count)))
+            for lo in range(0, plan.count, self.part_size)
+        )
+        self.parts: list[_Part] = []
+        self.cancel_event = asyncio.Event()
+        self.cancelled = False
+        self.t0 = time.monotonic()
+        self.listeners: list[asyncio.Queue[Progress | None]] = []
+        self.ledger = Ledger.create(
+            out_dir,
+            {**self.meta, "multi": True, "servers": [s.url for s in self.servers]},
+        )
+
+    # ------------------------------------------------------------------ progress
+
+    def merged(self) -> dict[int, tuple[ItemRow, list[FileRow], str]]:
+        """The best record of each run over all parts (completed with files first)."""
+        from invokeai_py_client.run.batch_run import better, collect_runs
+
+        current: dict[int, tuple[ItemRow, list[FileRow], str]] = {}
+        for part in self.parts:
+            files = part.engine.files if part.engine is not None else None
+            for r, rec in collect_runs(part.ledger, part.plan, files).items():
+                if better(current.get(r), rec):
+                    current[r] = rec
+        return current
+
+    def counts(self) -> dict[str, int]:
+        """Runs by outcome over all servers."""
+        done = failed = canceled = images = 0
+        for row, files, _ in self.merged().values():
+            images += len(files)
+            if row.status == "completed" and files:
+                done += 1
+            elif row.status == "failed":
+                failed += 1
+            elif row.status == "canceled":
+                canceled += 1
+        total = self.plan.count
+        return {
+            "total": total,
+            "completed": done,
+            "failed": failed,
+            "canceled": canceled,
+            "remaining": total - done - failed - canceled,
+            "images": images,
+        }
+
+    def progress(self, last: Mapping[str, Any] | None = None) -> Progress:
+        """The current :class:`Progress` over all servers."""
+        c = self.counts()
+        elapsed = time.monotonic() - self.t0
+        finished = c["completed"] + c["failed"] + c["canceled"]
+        rate = finished / elapsed if elapsed > 0 else 0.0
+        return Progress(
+            total=c["total"],
+            done=c["completed"],
+            failed=c["failed"],
+            canceled=c["canceled"],
+            remaining=c["remaining"],
+            images=c["images"],
+            elapsed=elapsed,
+            rate=rate,
+            eta=c["remaining"] / rate if rate > 0 else None,
+            last=last,
+        )
+
+    def _part_progress(self, p: Progress) -> None:
+        if self.on_progress is None and not self.listeners:
+            return
+        merged = self.progress(p.last)
+        if self.on_progress is not None:
+            self.on_progress(merged)
+        for q in self.listeners:
+            q.put_nowait(merged)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Run every part to the end (or until cancelled / every server is gone)."""
+        monitors = [asyncio.create_task(self._watch(s)) for s in self.servers]
+        workers = [
+            asyncio.create_task(self._worker(s))
+            for s in self.servers
+            for _ in range(SLOTS_PER_SERVER)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for t in monitors + workers:
+                t.cancel()
+            for t in monitors + workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        if self.queue and not self.cancel_event.is_set():
+            raise RunError(
+                f"every server stopped answering; {sum(len(q) for q in self.queue)} runs were "
+                "not made"
+            )
+
+    def _busy(self) -> bool:
+        return bool(self.queue) or any(p.state == "running" for p in self.parts)
+
+    async def _worker(self, server: _Server) -> None:
+        while self._busy() and not self.cancel_event.is_set():
+            if server.dead:
+                return
+            if not self.queue:
+                await asyncio.sleep(0.2)  # another server may still give work back
+                continue
+            runs = self.queue.popleft()
+            part = self._new_part(server, runs)
+            await self._run_part(server, part)
+
+    def _new_part(self, server: _Server, runs: list[int]) -> _Part:
+        number = len(self.parts)
+        sub = self.plan.subset(runs)
+        part_dir = self.out_dir / "parts" / f"{number:03d}"
+        run_id = f"{self.meta['run_id']}-{number}"
+        ledger = Ledger.create(
+            part_dir,
+            {
+                **self.meta,
+                "run_id": run_id,
+                "destination": f"ivkrun:{run_id}",
+                "server": server.url,
+                "plan": sub.to_dict(),
+                "uploads": dict(server.uploads),
+            },
+        )
+        part = _Part(number, server.url, runs, ledger, sub)
+        self.parts.append(part)
+        self.ledger.set_meta(
+            "parts",
+            [
+                {"dir": f"parts/{p.number:03d}", "server": p.url, "runs": p.runs, "state": p.state}
+                for p in self.parts
+            ],
+        )
+        return part
+
+    async def _run_part(self, server: _Server, part: _Part) -> None:
+        from invokeai_py_client.run.batch_run import _upload_images
+
+        try:
+            plan = await _upload_images(server.client, part.ledger, part.plan)
+            server.uploads.update(part.ledger.get_meta("uploads") or {})
+        except InvokeAIError as exc:
+            log.warning("server %s: upload failed (%s); giving the part back", server.url, exc)
+            self._give_back(part, part.runs)
+            return
+        engine = Engine(
+            server.client,
+            part.ledger,
+            plan,
+            part.ledger.path.parent,
+            concurrency=self.concurrency,
+            on_progress=self._part_progress,
+            leave_running_on_cancel=self.leave_running,
+            images_dir=self.out_dir / "images",
+        )
+        part.engine = engine
+        task = asyncio.create_task(engine.run())
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            if self.cancel_event.is_set():
+                engine.cancel_event.set()
+            if server.dead and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, InvokeAIError):
+                    await task
+                self._give_back(part, self._unfinished(part, engine))
+                return
+        try:
+            task.result()
+        except InvokeAIError as exc:
+            log.warning(
+                "server %s: part %d failed (%s); giving it back", server.url, part.number, exc
+            )
+            server.dead = True
+            self._give_back(part, self._unfinished(part, engine))
+            return
+        part.state = "done"
+
+    def _unfinished(self, part: _Part, engine: Engine) -> list[int]:
+        left = []
+        for r in range(part.plan.count):
+            iid = engine.run_item.get(r)
+            row = engine.items.get(iid) if iid is not None else None
+            finished = row is not None and (
+                row.status == "failed" or (row.status == "completed" and engine._downloaded(row))
+            )
+            if not finished or (row is not None and row.status not in TERMINAL):
+                left.append(part.plan.global_index(r))
+        return left
+
+    def _give_back(self, part: _Part, runs: list[int]) -> None:
+        part.state = "abandoned"
+        if runs:
+            log.info(
+                "moving %d unfinished runs of part %d to other servers", len(runs), part.number
+            )
+            self.queue.appendleft(runs)
+
+    async def _watch(self, server: _Server) -> None:
+        http = None
+        while not server.dead:
+            await asyncio.sleep(1.0)
+            http = http or server.client.async_http()
+            try:
+                await http.request("GET", "/api/v1/app/version", retry=False, timeout=2.0)
+                server.failing_since = None
+            except InvokeAIError as exc:
+                log.info("health check of %s failed: %s", server.url, exc)
+                now = time.monotonic()
+                server.failing_since = server.failing_since or now
+                if now - server.failing_since > self.dead_after:
+                    log.warning("server %s stopped answering; dropping it", server.url)
+                    server.dead = True
+
+    async def stop(self) -> None:
+        """Cancel every running part's items on its server (unless left running)."""
+        for part in self.parts:
+            if part.engine is not None and part.state == "running" and not self.leave_running:
+                with contextlib.suppress(InvokeAIError):
+                    await part.engine.cancel_on_server()
+                    await part.engine._reconcile()
+
+    def write_outputs(self) -> Path:
+        """The merged manifest / run.json of every part."""
+        from invokeai_py_client.run.batch_run import write_merged
+
+        return write_merged(self.out_dir, self.ledger, self.plan, self.merged())
