@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +128,10 @@ class Engine:
             self.unreliable.add(row.item_id)
             if not row.superseded and row.run_index is not None:
                 self.run_item[row.run_index] = row.item_id
+        self._outcomes: dict[int, str | None] = {}
+        self._tally: dict[str, int] = {"completed": 0, "failed": 0, "canceled": 0}
+        self._images = sum(1 for f in self.files.values() if f.item_id in self.items)
+        self._refresh(self.items[i] for i in self.run_item.values())
 
     # ------------------------------------------------------------------ hooks / progress
 
@@ -136,25 +140,49 @@ class Engine:
         if fn is not None:
             fn()
 
+    def _outcome(self, run_index: int) -> str | None:
+        iid = self.run_item.get(run_index)
+        if iid is None:
+            return None
+        row = self.items[iid]
+        if row.status == "completed":
+            return "completed" if self._downloaded(row) else None
+        return row.status if row.status in ("failed", "canceled") else None
+
+    def _refresh(self, rows: Iterable[ItemRow]) -> None:
+        """Update the outcome counters for the runs of these rows (O(rows), not O(run))."""
+        for row in rows:
+            r = row.run_index
+            if r is None:
+                continue
+            new = self._outcome(r)
+            old = self._outcomes.get(r)
+            if new != old:
+                if old is not None:
+                    self._tally[old] -= 1
+                if new is not None:
+                    self._tally[new] += 1
+                self._outcomes[r] = new
+
+    def _save(self, rows: Iterable[ItemRow]) -> None:
+        rows = list(rows)
+        self.ledger.upsert_items(rows)
+        self._refresh(rows)
+
     def counts(self) -> dict[str, int]:
         """Runs by outcome: completed (all images on disk), failed, canceled, remaining."""
-        done = failed = canceled = 0
-        for iid in self.run_item.values():
-            row = self.items[iid]
-            if row.status == "completed" and self._downloaded(row):
-                done += 1
-            elif row.status == "failed":
-                failed += 1
-            elif row.status == "canceled":
-                canceled += 1
-        images = sum(1 for f in self.files.values() if f.item_id in self.items)
+        done, failed, canceled = (
+            self._tally["completed"],
+            self._tally["failed"],
+            self._tally["canceled"],
+        )
         return {
             "total": self.count,
             "completed": done,
             "failed": failed,
             "canceled": canceled,
             "remaining": self.count - done - failed - canceled,
-            "images": images,
+            "images": self._images,
         }
 
     def progress(self, last: Mapping[str, Any] | None = None) -> Progress:
@@ -417,7 +445,7 @@ class Engine:
             rows.append(row)
             self._on_status(row, s, from_event=False)
         if rows:
-            self.ledger.upsert_items(rows)
+            self._save(rows)
 
     # ------------------------------------------------------------------ events
 
@@ -429,7 +457,7 @@ class Engine:
             self._on_event(evt, changed)
             evt = sub.get_nowait()
         if changed:
-            self.ledger.upsert_items(changed.values())
+            self._save(changed.values())
 
     def _on_event(self, evt: Mapping[str, Any], changed: dict[int, ItemRow]) -> None:
         kind = evt.get("event_type")
@@ -544,7 +572,7 @@ class Engine:
                 elif status == "completed" and row.images is None:
                     self.need_full.add(iid)
         if changed:
-            self.ledger.upsert_items(changed)
+            self._save(changed)
         if to_retry:
             await self._retry(to_retry)
         if self.disconnected_once or self.ledger.sent_until() > 0:
@@ -600,7 +628,7 @@ class Engine:
                 row.images = images_from_item(item, self.output_ids)
             rows.append(row)
         if rows:
-            self.ledger.upsert_items(rows)
+            self._save(rows)
         for row in rows:
             if row.status == "completed" and not row.superseded:
                 self._schedule_downloads(row)
@@ -677,6 +705,8 @@ class Engine:
                 )
                 self.ledger.add_file(frow)
                 self.files[image_name] = frow
+                self._images += 1
+                self._refresh([row])
         finally:
             self.downloads.pop(image_name, None)
         if self._downloaded(row):

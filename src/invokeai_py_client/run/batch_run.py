@@ -520,6 +520,7 @@ def write_merged(
         {
             "run_id": ledger.get_meta("run_id"),
             "server": server,
+            "servers": ledger.get_meta("servers") or [server],
             "workflow": ledger.get_meta("workflow_name"),
             "created_at": ledger.get_meta("created_at"),
             "count": plan.count,

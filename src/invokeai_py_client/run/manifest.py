@@ -36,7 +36,8 @@ each axis also gets its own column named ``param:<label>``.
 ``run.json`` describes the run for layout tools::
 
     {
-      "format": 1, "run_id": "...", "server": "http://...", "workflow": "Example: ...",
+      "format": 1, "run_id": "...", "server": "http://...", "servers": ["http://..."],
+      "workflow": "Example: ...",
       "count": 12, "runs": 1, "created_at": "...",
       "axes": [{"name": "Width", "label": "Width", "index": 0, "node_id": "...",
                 "field_name": "width", "values": [32, 48, 64], "group": 0,
@@ -47,6 +48,10 @@ each axis also gets its own column named ``param:<label>``.
       "counts": {"completed": 12, "failed": 0, ...},
       "manifest": "manifest.jsonl", "images_dir": "images"
     }
+
+A run spread over several servers keeps one ledger per part under ``parts/NNN/`` (each an
+ordinary single-server run directory without images); ``images/``, the manifest and
+``run.json`` at the top merge them.
 
 Example::
 
