@@ -227,20 +227,22 @@ class Engine:
             self._runs_by_batch_key[batch_id] = cached
         return cached
 
+    def _sent_until(self) -> int:
+        return max(
+            (b.hi for b in self._batches.values() if b.state in ("sent", "sending")), default=0
+        )
+
+    def _sending(self) -> bool:
+        return any(b.state == "sending" for b in self._batches.values())
+
     def _finished(self) -> bool:
-        if self.retry_statuses:
+        # cheap first: the outcome counters say whether every run has its final outcome
+        if self.retry_statuses or self.downloads:
             return False
-        if self.ledger.sent_until() < self.count or self.ledger.batches("sending"):
+        t = self._tally
+        if t["completed"] + t["failed"] + t["canceled"] < self.count:
             return False
-        if len(self.run_item) < self.count:
-            return False
-        for iid in self.run_item.values():
-            row = self.items[iid]
-            if row.status not in TERMINAL:
-                return False
-            if row.status == "completed" and not self._downloaded(row):
-                return False
-        return not self.downloads
+        return self._sent_until() >= self.count and not self._sending()
 
     # ------------------------------------------------------------------ main loop
 
@@ -282,7 +284,7 @@ class Engine:
             return
 
     async def _step(self) -> None:
-        if self.ledger.batches("sending"):
+        if self._sending():
             await self._settle_sending()
         if self.reconcile_needed or time.monotonic() - self.last_news > SAFETY_POLL:
             await self._reconcile()
@@ -297,7 +299,7 @@ class Engine:
     # ------------------------------------------------------------------ sending
 
     async def _send_more(self) -> None:
-        lo = self.ledger.sent_until()
+        lo = self._sent_until()
         if lo >= self.count or self.cancel_event.is_set():
             return
         hi = self.count
@@ -575,7 +577,7 @@ class Engine:
             self._save(changed)
         if to_retry:
             await self._retry(to_retry)
-        if self.disconnected_once or self.ledger.sent_until() > 0:
+        if self.disconnected_once or self._sent_until() > 0:
             # items made by a retry (ours or the GUI's) carry our destination
             fresh = await self._find_destination_ids() if to_retry or after_drop else []
             if fresh:
