@@ -37,13 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from invokeai_py_client.exceptions import InvokeAIError, RunError
 from invokeai_py_client.run._engine import Engine, Progress
-from invokeai_py_client.run.ledger import LEDGER_NAME, FileRow, ItemRow, Ledger, utc_now
-from invokeai_py_client.run.manifest import (
-    MANIFEST_NAME,
-    write_manifest,
-    write_run_json,
-)
-from invokeai_py_client.sweep import HandleLike, SubsetPlan, Sweep, SweepPlan
+from invokeai_py_client.run.ledger import LEDGER_NAME, Ledger, utc_now
+from invokeai_py_client.run.manifest import write_outputs
+from invokeai_py_client.sweep import HandleLike, Sweep, SweepPlan
 
 if TYPE_CHECKING:
     from invokeai_py_client.client import InvokeAIClient
@@ -415,141 +411,6 @@ def _finish(engine: Engine, ledger: Ledger) -> RunResult:
         manifest=path,
         cancelled=engine.cancelled,
     )
-
-
-_RANK = {"completed": 5, "failed": 4, "in_progress": 3, "pending": 2, "waiting": 2, "canceled": 1}
-
-
-def collect_runs(
-    ledger: Ledger, plan: SweepPlan, files: Mapping[str, FileRow] | None = None
-) -> dict[int, tuple[ItemRow, list[FileRow], str]]:
-    """Each run's current item, its downloaded files and the server, by global run index."""
-    server = str(ledger.get_meta("server"))
-    files = ledger.files() if files is None else files
-    by_item: dict[int, list[FileRow]] = {}
-    for f in files.values():
-        by_item.setdefault(f.item_id, []).append(f)
-    out: dict[int, tuple[ItemRow, list[FileRow], str]] = {}
-    for row in ledger.items(include_superseded=False):
-        if row.run_index is None:
-            continue
-        r = plan.global_index(row.run_index) if isinstance(plan, SubsetPlan) else row.run_index
-        out[r] = (row, by_item.get(row.item_id, []), server)
-    return out
-
-
-def better(
-    a: tuple[ItemRow, list[FileRow], str] | None, b: tuple[ItemRow, list[FileRow], str]
-) -> bool:
-    """Whether ``b`` is a better record of a run than ``a`` (completed with files first)."""
-    if a is None:
-        return True
-
-    def score(x: tuple[ItemRow, list[FileRow], str]) -> tuple[int, int]:
-        return (1 if x[1] else 0, _RANK.get(x[0].status, 0))
-
-    return score(b) > score(a)
-
-
-def write_outputs(
-    out_dir: Path, ledger: Ledger, plan: SweepPlan, files: Mapping[str, Any] | None = None
-) -> Path:
-    """(Re)write manifest.jsonl / manifest.csv / run.json from the ledger."""
-    return write_merged(out_dir, ledger, plan, collect_runs(ledger, plan, files))
-
-
-def write_merged(
-    out_dir: Path,
-    ledger: Ledger,
-    plan: SweepPlan,
-    current: Mapping[int, tuple[ItemRow, list[FileRow], str]],
-) -> Path:
-    """Write the outputs of ``plan`` from each run's record (``ledger`` gives the meta)."""
-    server = ledger.get_meta("server")
-    outputs = {o["node_id"]: o for o in ledger.get_meta("output_nodes") or []}
-    order = list(outputs)
-    rows: list[dict[str, Any]] = []
-    counts: dict[str, int] = {}
-    for r in range(plan.count):
-        record = current.get(r)
-        base: dict[str, Any] = {"run_index": r, "server": server}
-        if record is None:
-            params, indices = plan.run_params(r)
-            base.update(status="not_sent", params=params, param_indices=indices)
-            rows.append(base)
-            counts["not_sent"] = counts.get("not_sent", 0) + 1
-            continue
-        item, produced_files, item_server = record
-        counts[item.status] = counts.get(item.status, 0) + 1
-        base.update(
-            item_id=item.item_id,
-            batch_id=item.batch_id,
-            server=item_server,
-            status=item.status,
-            params=item.params,
-            param_indices=item.param_indices,
-            started_at=item.started_at,
-            completed_at=item.completed_at,
-            error_type=item.error_type,
-            error_message=item.error_message,
-        )
-        produced = sorted(
-            produced_files,
-            key=lambda f: (order.index(f.node_id) if f.node_id in outputs else 0, f.path),
-        )
-        if not produced:
-            rows.append(base)
-            continue
-        for f in produced:
-            node = outputs.get(f.node_id, {})
-            rows.append(
-                {
-                    **base,
-                    "node_id": f.node_id,
-                    "node_label": node.get("label"),
-                    "board_id": node.get("board_id"),
-                    "image_name": f.image_name,
-                    "path": f.path,
-                    "downloaded_at": f.downloaded_at,
-                }
-            )
-    names = [a.name for a in plan.axes]
-    path = write_manifest(out_dir, rows, names)
-    write_run_json(
-        out_dir,
-        {
-            "run_id": ledger.get_meta("run_id"),
-            "server": server,
-            "servers": ledger.get_meta("servers") or [server],
-            "workflow": ledger.get_meta("workflow_name"),
-            "created_at": ledger.get_meta("created_at"),
-            "count": plan.count,
-            "runs": plan.runs,
-            "axes": [
-                {
-                    "name": a.name,
-                    "label": a.label,
-                    "index": a.index,
-                    "node_id": a.node_id,
-                    "field_name": a.field_name,
-                    "values": [
-                        v if not hasattr(v, "sha256") else Path(str(getattr(v, "path", ""))).name
-                        for v in a.display
-                    ],
-                    "group": a.group,
-                    "source": a.source,
-                    "kind": a.kind,
-                }
-                for a in plan.axes
-            ],
-            "groups": [[a.name for a in g] for g in plan.groups],
-            "output_nodes": list(outputs.values()),
-            "counts": counts,
-            "manifest": MANIFEST_NAME,
-            "images_dir": "images",
-        },
-    )
-    return path
 
 
 # --------------------------------------------------------------------------- resume

@@ -113,7 +113,7 @@ class MultiRun:
 
     def merged(self) -> dict[int, tuple[ItemRow, list[FileRow], str]]:
         """The best record of each run over all parts (completed with files first)."""
-        from invokeai_py_client.run.batch_run import better, collect_runs
+        from invokeai_py_client.run.manifest import better, collect_runs
 
         current: dict[int, tuple[ItemRow, list[FileRow], str]] = {}
         for part in self.parts:
@@ -327,6 +327,6 @@ class MultiRun:
 
     def write_outputs(self) -> Path:
         """The merged manifest / run.json of every part."""
-        from invokeai_py_client.run.batch_run import write_merged
+        from invokeai_py_client.run.manifest import write_merged
 
         return write_merged(self.out_dir, self.ledger, self.plan, self.merged())
