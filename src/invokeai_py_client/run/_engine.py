@@ -15,8 +15,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,221 +27,27 @@ from invokeai_py_client.exceptions import (
     TransportError,
 )
 from invokeai_py_client.run._naming import file_name, images_from_item
-from invokeai_py_client.run.ledger import FileRow, ItemRow, Ledger, utc_now
-from invokeai_py_client.sweep import SubsetPlan, SweepPlan
+from invokeai_py_client.run._state import (
+    IMAGES_DIR,
+    MAX_AUTO_RETRIES,
+    SAFETY_POLL,
+    TERMINAL,
+    EngineState,
+    Progress,
+)
+from invokeai_py_client.run.ledger import FileRow, ItemRow, utc_now
+from invokeai_py_client.sweep import SubsetPlan
 
 if TYPE_CHECKING:
-    from invokeai_py_client.client import InvokeAIClient
+    pass
 
 __all__ = ["Engine", "Progress"]
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"completed", "failed", "canceled"})
-IMAGES_DIR = "images"
-SAFETY_POLL = 3.0  # seconds without news before asking the server
-MAX_AUTO_RETRIES = 3
 
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A snapshot of a run's progress.
-
-    ``done`` counts runs whose images are all on disk; ``failed`` / ``canceled`` runs whose
-    item ended so; ``remaining`` the rest. ``rate`` is finished runs per second since the
-    start of this process, ``eta`` seconds left at that rate (None until known).
-    ``last`` is the manifest-like dict of the run that just finished, if any.
-    """
-
-    total: int
-    done: int
-    failed: int
-    canceled: int
-    remaining: int
-    images: int
-    elapsed: float
-    rate: float
-    eta: float | None
-    last: Mapping[str, Any] | None = None
-
-
-class Engine:
+class Engine(EngineState):
     """Drives one run directory to completion (internal; use BatchRun / resume)."""
-
-    def __init__(
-        self,
-        client: InvokeAIClient,
-        ledger: Ledger,
-        plan: SweepPlan,
-        out_dir: Path,
-        *,
-        concurrency: int = 4,
-        on_progress: Callable[[Progress], Any] | None = None,
-        leave_running_on_cancel: bool = False,
-        images_dir: Path | None = None,
-        hooks: Mapping[str, Callable[[], Any]] | None = None,
-        retry_statuses: frozenset[str] = frozenset(),
-    ) -> None:
-        self.client = client
-        self.retry_statuses = retry_statuses
-        self.ledger = ledger
-        self.plan = plan
-        self.out_dir = out_dir
-        self.images_dir = images_dir if images_dir is not None else out_dir / IMAGES_DIR
-        self.concurrency = max(1, int(concurrency))
-        self.on_progress = on_progress
-        self.leave_running = leave_running_on_cancel
-        self.hooks = dict(hooks or {})
-        self.destination = str(ledger.get_meta("destination"))
-        self.outputs: list[dict[str, Any]] = list(ledger.get_meta("output_nodes") or [])
-        self.output_ids = [str(o["node_id"]) for o in self.outputs]
-        self.count = plan.count
-        whole = plan.base.count if isinstance(plan, SubsetPlan) else plan.count
-        self.width = max(4, len(str(max(whole - 1, 0))))
-        # state
-        self.items: dict[int, ItemRow] = {}
-        self.run_item: dict[int, int] = {}
-        self.files: dict[str, FileRow] = ledger.files()
-        self.event_images: dict[int, list[dict[str, str]]] = {}
-        self.unreliable: set[int] = set()
-        self.need_full: set[int] = set()
-        self.unknown_ids: set[int] = set()
-        self.retry_counts: dict[int, int] = {}
-        self.downloads: dict[str, asyncio.Task[None]] = {}
-        self.sem = asyncio.Semaphore(self.concurrency)
-        self.cancel_event = asyncio.Event()
-        self.wake = asyncio.Event()
-        self.queue_cap: int | None = None
-        self._last_room_check = 0.0
-        self.disconnected_once = False
-        self.reconcile_needed = True
-        self.last_news = time.monotonic()
-        self.t0 = time.monotonic()
-        self.done_at_start = 0
-        self.listeners: list[asyncio.Queue[Progress | None]] = []
-        self.cancelled = False
-        self._runs_by_batch_key: dict[str, dict[str, list[int]]] = {}
-        self._batches = {b.batch_id: b for b in ledger.batches()}
-        for row in ledger.items():
-            self.items[row.item_id] = row
-            self.unreliable.add(row.item_id)
-            if not row.superseded and row.run_index is not None:
-                self.run_item[row.run_index] = row.item_id
-        self._outcomes: dict[int, str | None] = {}
-        self._tally: dict[str, int] = {"completed": 0, "failed": 0, "canceled": 0}
-        self._images = sum(1 for f in self.files.values() if f.item_id in self.items)
-        self._refresh(self.items[i] for i in self.run_item.values())
-
-    # ------------------------------------------------------------------ hooks / progress
-
-    def _hook(self, name: str) -> None:
-        fn = self.hooks.get(name)
-        if fn is not None:
-            fn()
-
-    def _outcome(self, run_index: int) -> str | None:
-        iid = self.run_item.get(run_index)
-        if iid is None:
-            return None
-        row = self.items[iid]
-        if row.status == "completed":
-            return "completed" if self._downloaded(row) else None
-        return row.status if row.status in ("failed", "canceled") else None
-
-    def _refresh(self, rows: Iterable[ItemRow]) -> None:
-        """Update the outcome counters for the runs of these rows (O(rows), not O(run))."""
-        for row in rows:
-            r = row.run_index
-            if r is None:
-                continue
-            new = self._outcome(r)
-            old = self._outcomes.get(r)
-            if new != old:
-                if old is not None:
-                    self._tally[old] -= 1
-                if new is not None:
-                    self._tally[new] += 1
-                self._outcomes[r] = new
-
-    def _save(self, rows: Iterable[ItemRow]) -> None:
-        rows = list(rows)
-        self.ledger.upsert_items(rows)
-        self._refresh(rows)
-
-    def counts(self) -> dict[str, int]:
-        """Runs by outcome: completed (all images on disk), failed, canceled, remaining."""
-        done, failed, canceled = (
-            self._tally["completed"],
-            self._tally["failed"],
-            self._tally["canceled"],
-        )
-        return {
-            "total": self.count,
-            "completed": done,
-            "failed": failed,
-            "canceled": canceled,
-            "remaining": self.count - done - failed - canceled,
-            "images": self._images,
-        }
-
-    def progress(self, last: Mapping[str, Any] | None = None) -> Progress:
-        """The current :class:`Progress`."""
-        c = self.counts()
-        elapsed = time.monotonic() - self.t0
-        finished = c["completed"] + c["failed"] + c["canceled"] - self.done_at_start
-        rate = finished / elapsed if elapsed > 0 else 0.0
-        eta = c["remaining"] / rate if rate > 0 else None
-        return Progress(
-            total=c["total"],
-            done=c["completed"],
-            failed=c["failed"],
-            canceled=c["canceled"],
-            remaining=c["remaining"],
-            images=c["images"],
-            elapsed=elapsed,
-            rate=rate,
-            eta=eta,
-            last=last,
-        )
-
-    def _emit(self, last: Mapping[str, Any] | None = None) -> None:
-        if self.on_progress is None and not self.listeners:
-            return
-        p = self.progress(last)
-        if self.on_progress is not None:
-            self.on_progress(p)
-        for q in self.listeners:
-            q.put_nowait(p)
-
-    # ------------------------------------------------------------------ helpers
-
-    def _downloaded(self, row: ItemRow) -> bool:
-        return row.images is not None and all(im["image_name"] in self.files for im in row.images)
-
-    def _runs_for(self, batch_id: str) -> dict[str, list[int]]:
-        cached = self._runs_by_batch_key.get(batch_id)
-        if cached is None:
-            b = self._batches[batch_id]
-            cached = self.plan.runs_by_key(b.lo, b.hi)
-            self._runs_by_batch_key[batch_id] = cached
-        return cached
-
-    def _sent_until(self) -> int:
-        return max(
-            (b.hi for b in self._batches.values() if b.state in ("sent", "sending")), default=0
-        )
-
-    def _sending(self) -> bool:
-        return any(b.state == "sending" for b in self._batches.values())
-
-    def _finished(self) -> bool:
-        # cheap first: the outcome counters say whether every run has its final outcome
-        if self.retry_statuses or self.downloads:
-            return False
-        t = self._tally
-        if t["completed"] + t["failed"] + t["canceled"] < self.count:
-            return False
-        return self._sent_until() >= self.count and not self._sending()
 
     # ------------------------------------------------------------------ main loop
 

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invokeai_py_client.exceptions import InvokeAIError, RunError
-from invokeai_py_client.run._engine import TERMINAL, Engine, Progress
+from invokeai_py_client.run._engine import Engine
+from invokeai_py_client.run._state import TERMINAL, Progress
 from invokeai_py_client.run.ledger import FileRow, ItemRow, Ledger
 from invokeai_py_client.sweep import SubsetPlan, SweepPlan
 
