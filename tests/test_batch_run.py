@@ -259,3 +259,35 @@ def test_two_servers_share_a_sweep_and_one_dies(tmp_path: Path) -> None:
             c.close()
         for s in servers:
             s.stop()
+
+
+@pytest.mark.server
+async def test_cancel_can_leave_the_items_running_and_resume_collects_them(
+    client: InvokeAIClient, tmp_path: Path
+) -> None:
+    sweep = Sweep().axis("Width", list(range(8, 68))).axis("Blur Radius", [0.5])
+    run = BatchRun(client, blur(client), sweep, tmp_path, leave_running_on_cancel=True)
+    run._hooks["after_enqueue"] = run.cancel  # like `ivk run --detach`
+    result = await run.arun()
+    assert result.cancelled
+    [batch] = Ledger.open(tmp_path).batches()
+    assert batch.state == "sent" and len(batch.item_ids) == 60
+    status = client.queue.batch_status(batch.batch_id)
+    assert status["canceled"] == 0  # nothing was canceled on the server
+    done = await aresume(tmp_path, client=client)
+    assert done.ok and done.images == 60
+
+
+def test_file_names_are_stable_readable_and_distinct() -> None:
+    from invokeai_py_client.run._naming import file_name
+
+    names = {
+        file_name(r, 4, [("Width", 32 + r % 3), ("Blur Radius", 2.5), ("Prompt", "a/b c?")])
+        for r in range(300)
+    }
+    assert len(names) == 300
+    assert file_name(7, 4, [("Width", 48), ("Blur Radius", 4.0)]) == (
+        "0007_width-48_blur-radius-4.png"
+    )
+    assert file_name(7, 4, [], node_label="Save Blurred", ordinal=1) == "0007_save-blurred_2.png"
+    assert "/" not in file_name(1, 4, [("Prompt", "a/b\\c")])
