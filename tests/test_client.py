@@ -220,3 +220,15 @@ def test_timeout_maps_to_our_timeout_error(peer: _Peer) -> None:
     ):
         c.http.get_json("/api/v1/app/version")
     assert isinstance(info.value, TimeoutError)
+
+
+@pytest.mark.server
+def test_node_schema_skips_the_big_openapi_when_the_snapshot_matches(
+    client: InvokeAIClient,
+) -> None:
+    schema = client.node_schema(node_types={"blank_image", "img_blur", "save_image"})
+    assert schema.source != "openapi" and schema.version == client.server_version
+    # A type the snapshot does not know (e.g. a custom node) makes it ask the server.
+    live = client.node_schema(node_types={"blank_image", "no_such_custom_node"})
+    assert live.source == "openapi" and "save_image" in live
+    assert client.node_schema(refresh=True).source == "openapi"

@@ -479,7 +479,7 @@ def test_repository_takes_the_clients_schema() -> None:
     class FakeClient:
         calls = 0
 
-        def node_schema(self) -> NodeSchemaIndex:
+        def node_schema(self, node_types: object = None) -> NodeSchemaIndex:
             FakeClient.calls += 1
             return NodeSchemaIndex.empty()
 
@@ -492,7 +492,7 @@ def test_repository_takes_the_clients_schema() -> None:
 
 def test_handle_takes_the_clients_schema_when_none_is_given() -> None:
     class FakeClient:
-        def node_schema(self) -> NodeSchemaIndex:
+        def node_schema(self, node_types: object = None) -> NodeSchemaIndex:
             return NodeSchemaIndex.empty()
 
     defn = WorkflowDefinition.from_dict(blur_workflow())

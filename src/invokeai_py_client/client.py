@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -191,15 +192,37 @@ class InvokeAIClient(ClosesOnExit):
             self._cache["version"] = str(self.http.get_json(f"{API_PREFIX}/app/version")["version"])
         return str(self._cache["version"])
 
-    def node_schema(self, refresh: bool = False) -> NodeSchemaIndex:
-        """The server's node-type schemas, read once from ``/openapi.json`` and cached."""
+    def node_schema(
+        self, refresh: bool = False, node_types: Iterable[str] | None = None
+    ) -> NodeSchemaIndex:
+        """The node-type schemas that workflows are typed and checked against.
+
+        The server's ``/openapi.json`` is a few MB and its first request costs the server
+        about two seconds, so when the server runs the InvokeAI version of the packaged
+        snapshot and the snapshot knows every type in ``node_types``, the snapshot is used.
+        Otherwise (another version, custom nodes, or ``refresh=True``) the server's schema is
+        fetched once and cached.
+
+        Example::
+
+            schema = client.node_schema(node_types={"blank_image", "save_image"})
+            server_schema = client.node_schema(refresh=True)   # always the live one
+        """
         from .workflow.schema import NodeSchemaIndex
 
         with self._lock:
-            if refresh or "node_schema" not in self._cache:
-                openapi = self.http.get_json("/openapi.json")
-                self._cache["node_schema"] = NodeSchemaIndex.from_openapi(openapi)
-            return self._cache["node_schema"]  # type: ignore[no-any-return]
+            cached = self._cache.get("node_schema")
+            if cached is not None and not refresh:
+                return cached  # type: ignore[no-any-return]
+            if not refresh:
+                offline = NodeSchemaIndex.offline()
+                known = all(t in offline for t in (node_types or ()))
+                if known and offline.version == self.server_version:
+                    return offline
+            openapi = self.http.get_json("/openapi.json")
+            live = NodeSchemaIndex.from_openapi(openapi)
+            self._cache["node_schema"] = live
+            return live
 
     def async_http(self) -> AsyncHttpTransport:
         """The asyncio transport for the running event loop (one per loop)."""

@@ -155,7 +155,7 @@ class WorkflowHandle(WorkflowExecutionMixin):
         self.client = client
         if schema is None:
             getter: Any = getattr(client, "node_schema", None)
-            fetched = getter() if callable(getter) else None
+            fetched = getter(node_types=definition.node_types()) if callable(getter) else None
             schema = fetched if isinstance(fetched, NodeSchemaIndex) else NodeSchemaIndex.offline()
         self.schema: NodeSchemaIndex = schema
         self.registry = registry or default_registry()

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,20 +45,25 @@ class WorkflowRepository:
         self._schema = schema
         self.registry = registry
 
-    def node_schema(self) -> NodeSchemaIndex:
-        """The schema handles are built against (the client's, else the offline snapshot)."""
+    def node_schema(self, node_types: Iterable[str] | None = None) -> NodeSchemaIndex:
+        """The schema handles are built against (the client's, else the offline snapshot).
+
+        ``node_types`` (the types a workflow uses) lets the client skip fetching the server's
+        schema when its packaged snapshot matches the server and knows every type.
+        """
         if self._schema is not None:
             return self._schema
         getter: Any = getattr(self.client, "node_schema", None)
         if callable(getter):
-            schema = getter()
+            schema = getter(node_types=node_types)
             if isinstance(schema, NodeSchemaIndex):
                 return schema
         return NodeSchemaIndex.offline()
 
     def create_workflow(self, definition: WorkflowDefinition) -> WorkflowHandle:
         """Bind a definition to the client and return a handle with typed inputs."""
-        return WorkflowHandle(definition, self.client, self.node_schema(), registry=self.registry)
+        schema = self.node_schema(definition.node_types())
+        return WorkflowHandle(definition, self.client, schema, registry=self.registry)
 
     def create_workflow_from_file(self, path: str | Path) -> WorkflowHandle:
         """``create_workflow(WorkflowDefinition.from_file(path))``."""
