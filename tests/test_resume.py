@@ -231,3 +231,65 @@ def test_server_restart_mid_run(tmp_path: Path) -> None:
         }
         assert len(combos) == 160
         client.close()
+
+
+MULTI_SCRIPT = r"""
+import sys, time
+from invokeai_py_client import InvokeAIClient
+from invokeai_py_client.run import BatchRun
+from invokeai_py_client.sweep import Sweep
+from invokeai_py_client.workflow import WorkflowDefinition
+
+urls, out, example = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
+clients = [InvokeAIClient.from_url(u) for u in urls]
+wf = clients[0].workflow_repo.create_workflow(WorkflowDefinition.from_file(example))
+sweep = Sweep().axis("Width", list(range(16, 56))).axis("Blur Radius", [1])
+
+def on_progress(p):
+    if p.done >= 8:
+        print("PAUSED", flush=True)
+        time.sleep(600)
+
+BatchRun(clients, wf, sweep, out, on_progress=on_progress).run()
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_a_run_on_two_servers_then_resume(tmp_path: Path) -> None:
+    servers = [LocalServer(tmp_path / f"root{i}", fast=True).start() for i in range(2)]
+    try:
+        out = tmp_path / "out"
+        script = tmp_path / "multi_child.py"
+        script.write_text(MULTI_SCRIPT, encoding="utf-8")
+        urls = ",".join(s.url for s in servers)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), urls, str(out), str(EXAMPLES / "blur.json")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        try:
+            assert proc.stdout.readline().strip() == "PAUSED"
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        result = resume(out)  # the servers recorded in the ledger
+        assert result.ok and result.images == 40, result
+        rows = read_manifest(out)
+        assert sorted(r["run_index"] for r in rows) == list(range(40))
+        files = sorted(p.name for p in (out / "images").iterdir())
+        assert len(files) == 40 and files == sorted(Path(r["path"]).name for r in rows)
+        with (
+            InvokeAIClient.from_url(servers[0].url) as c0,
+            InvokeAIClient.from_url(servers[1].url) as c1,
+        ):
+            done = [
+                it
+                for c in (c0, c1)
+                for it in c.http.get_json("/api/v1/queue/default/list_all")
+                if it["status"] == "completed"
+            ]
+        assert len(done) == 40  # no run made twice
+    finally:
+        for s in servers:
+            s.stop()

@@ -9,8 +9,11 @@ every server; one that stops answering for ``dead_after`` seconds is dropped and
 parts had not finished (images not on disk) are put back for the other servers. The manifest
 records which server made each image (``server``).
 
+``resume(out_dir)`` reopens every part: parts still running are resumed on their server
+(or given to the others when it is gone), runs no part finished are sent again.
+
 Not done yet (see the module's issue): model inputs are not re-resolved per server (keys
-differ between installs), and ``resume`` of a run spread over several servers is refused.
+differ between installs).
 
 Example::
 
@@ -85,6 +88,7 @@ class MultiRun:
         leave_running_on_cancel: bool = False,
         part_size: int | None = None,
         dead_after: float = 10.0,
+        ledger: Ledger | None = None,
     ) -> None:
         self.servers = [_Server(c, c.server_url) for c in clients]
         self.plan = plan
@@ -105,28 +109,106 @@ class MultiRun:
         self.cancelled = False
         self.t0 = time.monotonic()
         self.listeners: list[asyncio.Queue[Progress | None]] = []
-        self.ledger = Ledger.create(
-            out_dir,
-            {**self.meta, "multi": True, "servers": [s.url for s in self.servers]},
+        self.resume_parts: dict[str, list[_Part]] = {}
+        self._baseline = {"completed": 0, "failed": 0, "images": 0}
+        if ledger is None:
+            self.ledger = Ledger.create(
+                out_dir,
+                {**self.meta, "multi": True, "servers": [s.url for s in self.servers]},
+            )
+        else:
+            self.ledger = ledger
+            self._load_parts()
+
+    def _load_parts(self) -> None:
+        """Resume: reopen each part; queue the runs no part finished or still owns."""
+        from invokeai_py_client.run.batch_run import _drop_missing_files
+
+        urls = {s.url for s in self.servers}
+        for number, d in enumerate(self.ledger.get_meta("parts") or []):
+            sub = Ledger.open(self.out_dir / str(d["dir"]))
+            _drop_missing_files(self.out_dir, sub)
+            plan = SweepPlan.from_dict(sub.get_meta("plan"))
+            assert isinstance(plan, SubsetPlan)
+            part = _Part(number, str(d["server"]), list(d["runs"]), sub, plan, state=d["state"])
+            if part.state == "running" and part.url not in urls:
+                part.state = "abandoned"
+            self.parts.append(part)
+            if part.state == "running":
+                self.resume_parts.setdefault(part.url, []).append(part)
+        finished = {
+            r
+            for r, (row, files, _) in self.merged().items()
+            if row.status == "failed" or (row.status == "completed" and files)
+        }
+        owned = {r for p in self.parts if p.state == "running" for r in p.runs}
+        left = [r for r in range(self.plan.count) if r not in finished and r not in owned]
+        self.queue = deque(
+            left[i : i + self.part_size] for i in range(0, len(left), self.part_size)
+        )
+        self._save_parts()
+        # outcomes of parts that will not run again count from the start
+        for row, files, _ in self.merged([p for p in self.parts if p.state != "running"]).values():
+            if row.status == "completed" and files:
+                self._baseline["completed"] += 1
+                self._baseline["images"] += len(files)
+            elif row.status == "failed":
+                self._baseline["failed"] += 1
+
+    def _save_parts(self) -> None:
+        self.ledger.set_meta(
+            "parts",
+            [
+                {"dir": f"parts/{p.number:03d}", "server": p.url, "runs": p.runs, "state": p.state}
+                for p in self.parts
+            ],
         )
 
     # ------------------------------------------------------------------ progress
 
-    def merged(self) -> dict[int, tuple[ItemRow, list[FileRow], str]]:
+    def merged(
+        self, parts: Sequence[_Part] | None = None
+    ) -> dict[int, tuple[ItemRow, list[FileRow], str]]:
         """The best record of each run over all parts (completed with files first)."""
         from invokeai_py_client.run.manifest import better, collect_runs
 
         current: dict[int, tuple[ItemRow, list[FileRow], str]] = {}
-        for part in self.parts:
+        for part in self.parts if parts is None else parts:
             files = part.engine.files if part.engine is not None else None
             for r, rec in collect_runs(part.ledger, part.plan, files).items():
                 if better(current.get(r), rec):
                     current[r] = rec
         return current
 
+    def final_counts(self) -> dict[str, int]:
+        """Runs by outcome over all servers, exactly (from every part's ledger)."""
+        done = failed = canceled = images = 0
+        for row, files, _ in self.merged().values():
+            images += len(files)
+            if row.status == "completed" and files:
+                done += 1
+            elif row.status == "failed":
+                failed += 1
+            elif row.status == "canceled":
+                canceled += 1
+        total = self.plan.count
+        return {
+            "total": total,
+            "completed": done,
+            "failed": failed,
+            "canceled": canceled,
+            "remaining": total - done - failed - canceled,
+            "images": images,
+        }
+
     def counts(self) -> dict[str, int]:
         """Runs by outcome over all servers (from each part's counters: cheap)."""
-        done = failed = canceled = images = 0
+        done, failed, images = (
+            self._baseline["completed"],
+            self._baseline["failed"],
+            self._baseline["images"],
+        )
+        canceled = 0
         for part in self.parts:
             if part.engine is None:
                 continue
@@ -205,6 +287,10 @@ class MultiRun:
         while self._busy() and not self.cancel_event.is_set():
             if server.dead:
                 return
+            mine = self.resume_parts.get(server.url)
+            if mine:
+                await self._run_part(server, mine.pop(0), resumed=True)
+                continue
             if not self.queue:
                 await asyncio.sleep(0.2)  # another server may still give work back
                 continue
@@ -230,16 +316,10 @@ class MultiRun:
         )
         part = _Part(number, server.url, runs, ledger, sub)
         self.parts.append(part)
-        self.ledger.set_meta(
-            "parts",
-            [
-                {"dir": f"parts/{p.number:03d}", "server": p.url, "runs": p.runs, "state": p.state}
-                for p in self.parts
-            ],
-        )
+        self._save_parts()
         return part
 
-    async def _run_part(self, server: _Server, part: _Part) -> None:
+    async def _run_part(self, server: _Server, part: _Part, *, resumed: bool = False) -> None:
         from invokeai_py_client.run.batch_run import _upload_images
 
         try:
@@ -258,6 +338,7 @@ class MultiRun:
             on_progress=self._part_progress,
             leave_running_on_cancel=self.leave_running,
             images_dir=self.out_dir / "images",
+            retry_statuses=frozenset({"canceled"}) if resumed else frozenset(),
         )
         part.engine = engine
         task = asyncio.create_task(engine.run())
@@ -280,7 +361,9 @@ class MultiRun:
             server.dead = True
             self._give_back(part, self._unfinished(part, engine))
             return
-        part.state = "done"
+        if not self.cancel_event.is_set():
+            part.state = "done"
+            self._save_parts()
 
     def _unfinished(self, part: _Part, engine: Engine) -> list[int]:
         left = []
@@ -296,6 +379,7 @@ class MultiRun:
 
     def _give_back(self, part: _Part, runs: list[int]) -> None:
         part.state = "abandoned"
+        self._save_parts()
         if runs:
             log.info(
                 "moving %d unfinished runs of part %d to other servers", len(runs), part.number
