@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,10 +43,21 @@ def test_restart_keeps_root_and_port_and_kill_takes_child_along(tmp_path: Path) 
         assert httpx.get(srv.url + "/api/v1/app/version").status_code == 200
     assert not srv.is_running()
 
-    # The same root again, on another port: the old log lines must not mislead start-up.
-    with LocalServer(tmp_path / "root", startup_timeout=60) as again:
-        assert again.port != port or again.is_running()
+    # The same root again, on another port, started from a thread that then ends: the old
+    # log lines must not mislead start-up, and the server must outlive the starting thread.
+    started: list[LocalServer] = []
+    worker = threading.Thread(
+        target=lambda: started.append(LocalServer(tmp_path / "root", startup_timeout=60).start())
+    )
+    worker.start()
+    worker.join()
+    again = started[0]
+    try:
+        time.sleep(1.5)
+        assert again.is_running()
         assert httpx.get(again.url + "/api/v1/app/version").status_code == 200
+    finally:
+        again.stop()
 
     # A parent killed with SIGKILL must not leave an orphaned InvokeAI holding a port.
     script = (

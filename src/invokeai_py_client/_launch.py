@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import signal
 import sys
+import threading
+import time
 from typing import Any
 
 
@@ -46,6 +50,29 @@ def _freeze_after_app_built() -> None:
     run_app_module.get_app = get_app
 
 
+def _stop_when_parent_dies() -> None:
+    """Stop the server when the process that started it is gone (even after SIGKILL).
+
+    ``IVK_PARENT_PID`` names that process; once this process has been re-parented, a daemon
+    thread sends it SIGINT, InvokeAI's own clean shutdown. (Linux's PR_SET_PDEATHSIG is not
+    used: it fires when the starting *thread* ends, which would kill a server started from a
+    worker thread.)
+    """
+    parent = os.environ.get("IVK_PARENT_PID")
+    if not parent or not parent.isdigit():
+        return
+    parent_pid = int(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(20)  # a clean shutdown should be over by now
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="ivk-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> None:
     fast = False
     if "--fast" in argv:
@@ -53,6 +80,7 @@ def main(argv: list[str]) -> None:
         argv = [a for a in argv if a != "--fast"]
     if "--" in argv:
         argv = argv[argv.index("--") + 1 :]
+    _stop_when_parent_dies()
     _declare_torchvision_ops()
     if fast:
         _freeze_after_app_built()

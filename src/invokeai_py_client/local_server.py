@@ -40,17 +40,6 @@ __all__ = ["LocalServer", "find_free_port"]
 _RUNNING_RE = re.compile(r"running on (https?://[\w.\-]+:(\d+))", re.IGNORECASE)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to stop the server when the process that started it dies (even by SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        # Best effort: without prctl the server simply outlives a killed parent.
-        with contextlib.suppress(OSError):
-            pr_set_pdeathsig = 1
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def find_free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -159,6 +148,8 @@ class LocalServer:
                 "PYTHONUNBUFFERED": "1",
                 "TOKENIZERS_PARALLELISM": "false",
                 "HF_HUB_OFFLINE": "1",
+                # The server stops itself when this process dies (see _launch.py).
+                "IVK_PARENT_PID": str(os.getpid()),
             }
         )
         for key, value in self.config.items():
@@ -179,7 +170,6 @@ class LocalServer:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         try:
             self._wait_until_ready()
