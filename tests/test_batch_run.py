@@ -278,6 +278,31 @@ async def test_cancel_can_leave_the_items_running_and_resume_collects_them(
     assert done.ok and done.images == 60
 
 
+@pytest.mark.server
+async def test_submit_sends_every_run_returns_and_resume_collects_them(
+    client: InvokeAIClient, tmp_path: Path
+) -> None:
+    sweep = Sweep().axis("Width", list(range(8, 68))).axis("Blur Radius", [0.5])
+    run = BatchRun(client, blur(client), sweep, tmp_path / "out")
+    submitted = await run.asubmit()
+    assert not submitted.cancelled and submitted.total == 60
+    assert submitted.completed + submitted.remaining == 60
+    [batch] = Ledger.open(tmp_path / "out").batches()
+    assert batch.state == "sent" and len(batch.item_ids) == 60
+    status = client.queue.batch_status(batch.batch_id)
+    assert status["canceled"] == 0  # left queued on the server, not canceled
+    assert "after_enqueue" not in run._hooks
+    done = await aresume(tmp_path / "out", client=client)
+    assert done.ok and done.images == 60
+    assert len(list((tmp_path / "out" / "images").glob("*.png"))) == 60
+
+    # several servers: refused before anything is sent
+    multi = BatchRun([client, client], blur(client), sweep, tmp_path / "multi")
+    with pytest.raises(RunError, match="one server"):
+        await multi.asubmit()
+    assert not (tmp_path / "multi" / "ledger.sqlite").exists()
+
+
 def test_file_names_are_stable_readable_and_distinct() -> None:
     from invokeai_py_client.run._naming import file_name
 

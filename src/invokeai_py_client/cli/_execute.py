@@ -155,23 +155,13 @@ def execute_run(
         sweep,
         out_dir,
         on_progress=_on_progress(view),
-        leave_running_on_cancel=detach,
     )
-    if detach:
-        # stop following the run once every run is on the server; leave the items queued
-        ledger_holder = batch
-
-        def after_enqueue() -> None:
-            ledger = ledger_holder._ledger
-            if ledger is not None and ledger.sent_until() >= batch.count:
-                batch.cancel()
-
-        batch._hooks["after_enqueue"] = after_enqueue
     sub = None if detach else _node_events(client, view, batch.destination, _node_labels(handle))
     result: RunResult | None = None
     try:
         with view:
-            result = batch.run()
+            # detached: every run is sent and left queued; ``ivk resume DIR`` follows them
+            result = batch.submit() if detach else batch.run()
     except KeyboardInterrupt:
         _interrupted(out_dir)
     finally:

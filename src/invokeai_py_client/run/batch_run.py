@@ -16,6 +16,10 @@ Example::
     result = run.run()     # blocking; ``await run.arun()`` in asyncio
     result.completed, result.manifest
 
+    # or send everything and return at once; the server keeps working:
+    BatchRun(client, wf, sweep, "out/overnight").submit()
+    resume("out/overnight")   # later, from any process: follows the items, downloads
+
     # after a crash (any point), or to retry failed items:
     resume("out/blur-sweep", retry_failed=True)
 
@@ -27,6 +31,7 @@ Output directory: ``images/`` (one file per image, named ``0007_width-48_blur-ra
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import uuid
@@ -239,6 +244,66 @@ class BatchRun:
         if self._cancel_requested:
             multi.cancel_event.set()
         return await _drive_multi(multi)
+
+    def submit(self) -> RunResult:
+        """Send the whole run to the server and return without following it (blocking).
+
+        See :meth:`asubmit`.
+        """
+        return asyncio.run(self.asubmit())
+
+    async def asubmit(self) -> RunResult:
+        """Send the whole run to the server and return without following it (asyncio).
+
+        Plans, uploads the local images, records everything in the output directory's ledger
+        and enqueues every run (when the server's queue is full, waits until the rest fits);
+        then returns, leaving the items queued on the server. Images that already finished
+        by then are downloaded; :func:`resume` on the output directory (``ivk resume DIR``),
+        from this or any other process, follows the rest and downloads every image.
+
+        Returns the :class:`RunResult` at the time of return (``remaining`` is what the
+        server still has to do; ``cancelled`` is False unless :meth:`cancel` was called).
+        Only for a run on one server: a run over several servers hands its parts out as
+        servers free up, so it raises :class:`~invokeai_py_client.exceptions.RunError`.
+
+        Example::
+
+            run = BatchRun(client, wf, Sweep().axis("Width", [32, 48, 64]), "out/night")
+            submitted = run.submit()     # returns once all 3 runs are queued
+            submitted.remaining          # what the server still has to make
+            result = resume("out/night")  # later: waits for them, every image on disk
+            result.ok
+        """
+        if len(self.clients) > 1:
+            raise RunError(
+                "submit() needs a run on one server: a run over several servers gives out "
+                "its parts as the servers free up; submit one BatchRun per server instead"
+            )
+        self.leave_running_on_cancel = True
+        before = self._hooks.get("after_enqueue")
+        submitted = False
+
+        def after_enqueue() -> None:
+            nonlocal submitted
+            if before is not None:
+                before()
+            ledger = self._ledger
+            if ledger is not None and ledger.sent_until() >= self.count:
+                submitted = True
+                self.cancel()
+
+        self._hooks["after_enqueue"] = after_enqueue
+        try:
+            result = await self.arun()
+        finally:
+            if before is None:
+                self._hooks.pop("after_enqueue", None)
+            else:
+                self._hooks["after_enqueue"] = before
+        if submitted and result.cancelled:
+            # "cancelled" here only means: stopped following; nothing was canceled
+            result = dataclasses.replace(result, cancelled=False)
+        return result
 
     def cancel(self) -> None:
         """Stop the run: its items are canceled on the server (unless left running)."""
