@@ -34,7 +34,7 @@ def _run(*cmd: str | Path, check: bool = True) -> int:
 
 def setup() -> None:
     """Create .venv and install the project with its server and dev extras (once)."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]})")
     if not PY.exists():
         _run(sys.executable, "-m", "venv", VENV)
