@@ -172,34 +172,6 @@ def execute_run(
     _finish(result, out_dir, detached=detach)
 
 
-def _requeue_canceled(run_dir: Path, retry_failed: bool) -> tuple[int, bool]:
-    """Make ``resume`` re-run the runs that were canceled (by Ctrl-C or ``ivk cancel``).
-
-    BatchRun's resume retries *failed* items on request, and the server's retry endpoint
-    takes canceled items as well; so canceled items are recorded as failed (error type
-    ``canceled``) and resumed with ``retry_failed``. Runs that really failed are only retried
-    with ``--retry-failed``: when there are some and it was not given, canceled runs are
-    left alone too. Returns (runs requeued, retry_failed to pass on).
-    """
-    from ..run import Ledger
-
-    ledger = Ledger.open(run_dir)
-    try:
-        rows = ledger.items(include_superseded=False)
-        canceled = [r for r in rows if r.status == "canceled"]
-        really_failed = any(r.status == "failed" for r in rows)
-        if not canceled or (really_failed and not retry_failed):
-            return 0, retry_failed
-        for r in canceled:
-            r.status = "failed"
-            r.error_type = r.error_type or "canceled"
-            r.error_message = r.error_message or "canceled before it ran; re-run by ivk resume"
-        ledger.upsert_items(canceled)
-        return len(canceled), True
-    finally:
-        ledger.close()
-
-
 def resume_run(
     run_dir: Path,
     servers: list[str] | None,
@@ -216,12 +188,13 @@ def resume_run(
         plan = ledger.get_meta("plan") or {}
         total = int(plan.get("count") or 0) if isinstance(plan, dict) else 0
         destination = str(ledger.get_meta("destination") or "")
+        # canceled runs (Ctrl-C, ivk cancel, a server restart): resume retries them itself
+        requeued = sum(1 for r in ledger.items(include_superseded=False) if r.status == "canceled")
     finally:
         ledger.close()
     from ._common import connected
 
     with connected(url) as client:
-        requeued, retry_failed = _requeue_canceled(run_dir, retry_failed)
         view = ProgressView(total, json_mode=json_mode, title=f"resume {run_dir.name}")
         if json_mode:
             emit({"type": "plan", "count": total, "out_dir": str(run_dir), "servers": [url]})
