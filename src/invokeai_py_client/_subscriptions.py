@@ -9,6 +9,7 @@ from :mod:`invokeai_py_client.events`; this module also holds the shape of an ev
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue as _queue
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +27,7 @@ __all__ = [
     "AsyncSubscription",
     "EventCallback",
     "EventDict",
+    "EventFilter",
     "Subscription",
     "as_event",
 ]
@@ -34,6 +36,8 @@ log = logging.getLogger("invokeai_py_client.events")
 
 EventDict = dict[str, Any]
 EventCallback = Callable[[EventDict], None]
+#: A predicate run in the hub's thread before an event is queued: False drops the event.
+EventFilter = Callable[[EventDict], bool]
 
 #: Synthetic events the hub delivers to every subscription.
 HUB_DISCONNECTED = "hub_disconnected"
@@ -73,8 +77,10 @@ class Subscription(ClosesOnExit):
         all_events: bool = False,
         callback: EventCallback | None = None,
         keep_queue: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> None:
         self._hub = hub
+        self._filter = event_filter
         self.keep_queue = keep_queue or callback is None
         self.item_ids: set[int] = {int(i) for i in item_ids}
         self.batch_ids: set[str] = {str(b) for b in batch_ids}
@@ -86,6 +92,8 @@ class Subscription(ClosesOnExit):
     # -- called by the hub thread; must not block
     def _deliver(self, evt: EventDict) -> None:
         if self.closed:
+            return
+        if self._filter is not None and not self._filter(evt):
             return
         if self._callback is not None:
             try:
@@ -140,6 +148,7 @@ class AsyncSubscription(Subscription):
         all_events: bool = False,
         callback: Callable[[EventDict], Any] | None = None,
         keep_queue: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> None:
         super().__init__(
             hub,
@@ -147,19 +156,36 @@ class AsyncSubscription(Subscription):
             batch_ids,
             all_events=all_events,
             keep_queue=keep_queue or callback is None,
+            event_filter=event_filter,
         )
         self._loop = asyncio.get_running_loop()
         self._aqueue: asyncio.Queue[EventDict] = asyncio.Queue()
         self._acallback = callback
         self._tasks: set[asyncio.Task[Any]] = set()
+        # events handed over by the hub's thread, moved to the loop in bursts: one wake-up of
+        # the caller's loop per burst instead of one per event
+        self._inbox: collections.deque[EventDict] = collections.deque()
+        self._flush_scheduled = False
 
     def _deliver(self, evt: EventDict) -> None:
         if self.closed:
             return
+        if self._filter is not None and not self._filter(evt):
+            return
+        self._inbox.append(evt)
+        if self._flush_scheduled:
+            return  # the scheduled flush (it resets the flag before draining) takes it
+        self._flush_scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._on_loop, evt)
+            self._loop.call_soon_threadsafe(self._flush)
         except RuntimeError:  # the caller's loop is closed: nobody is listening any more
             self.close()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        inbox = self._inbox
+        while inbox:
+            self._on_loop(inbox.popleft())
 
     def _on_loop(self, evt: EventDict) -> None:
         if self.closed:
@@ -179,6 +205,8 @@ class AsyncSubscription(Subscription):
 
     async def get(self, timeout: float | None = None) -> EventDict | None:  # type: ignore[override]
         """The next event, or ``None`` after ``timeout`` seconds."""
+        if not self._aqueue.empty():  # no timer, no task when an event is already there
+            return self._aqueue.get_nowait()
         try:
             return await asyncio.wait_for(self._aqueue.get(), timeout)
         except TimeoutError:

@@ -53,6 +53,7 @@ from ._subscriptions import (
     AsyncSubscription,
     EventCallback,
     EventDict,
+    EventFilter,
     Subscription,
     as_event,
 )
@@ -310,14 +311,23 @@ class EventHub:
         all_events: bool = False,
         callback: EventCallback | None = None,
         keep_queue: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> Subscription:
         """Receive the events of these items / batches (or every event with ``all_events``).
 
         Without ``callback`` (or with ``keep_queue=True``) events queue up for
         :meth:`Subscription.get`; a ``callback`` runs in the hub's thread and must return
-        quickly. Starts the connection if needed.
+        quickly. ``event_filter`` also runs in the hub's thread, before anything else: events
+        it returns False for are dropped (cheap: no queueing, no cross-thread hand-over).
+        Starts the connection if needed.
         """
-        sub = Subscription(self, all_events=all_events, callback=callback, keep_queue=keep_queue)
+        sub = Subscription(
+            self,
+            all_events=all_events,
+            callback=callback,
+            keep_queue=keep_queue,
+            event_filter=event_filter,
+        )
         self._index_add(sub, [int(i) for i in item_ids], [str(b) for b in batch_ids])
         self.start()
         return sub
@@ -330,10 +340,15 @@ class EventHub:
         all_events: bool = False,
         callback: Callable[[EventDict], Any] | None = None,
         keep_queue: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> AsyncSubscription:
-        """Like :meth:`subscribe`, for asyncio: events go to the running loop."""
+        """Like :meth:`subscribe`, for asyncio: events go to the running loop (in bursts)."""
         sub = AsyncSubscription(
-            self, all_events=all_events, callback=callback, keep_queue=keep_queue
+            self,
+            all_events=all_events,
+            callback=callback,
+            keep_queue=keep_queue,
+            event_filter=event_filter,
         )
         self._index_add(sub, [int(i) for i in item_ids], [str(b) for b in batch_ids])
         self.start()

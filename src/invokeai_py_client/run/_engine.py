@@ -61,7 +61,10 @@ class Engine(EngineState):
         )
         hub = self.client.events
         self.sub = hub.asubscribe(
-            batch_ids=list(self._batches), item_ids=list(self.items), keep_queue=True
+            batch_ids=list(self._batches),
+            item_ids=list(self.items),
+            keep_queue=True,
+            event_filter=self._wanted,
         )
         try:
             await asyncio.to_thread(hub.wait_connected, 10.0)
@@ -242,6 +245,7 @@ class Engine(EngineState):
                 param_indices=indices,
                 started_at=_s(s.get("started_at")),
                 completed_at=_s(s.get("completed_at")),
+                known_at=utc_now() if str(s.get("status")) in TERMINAL else None,
             )
             if superseded is not None:
                 superseded.superseded = True
@@ -255,6 +259,31 @@ class Engine(EngineState):
             self._save(rows)
 
     # ------------------------------------------------------------------ events
+
+    def _wanted(self, evt: Mapping[str, Any]) -> bool:
+        """Hub-thread filter: pass only the events :meth:`_on_event` acts on.
+
+        Every event of the run's items still counts as news (``last_news``, which defers the
+        safety poll), but progress events, ``invocation_complete`` of non-output nodes and
+        all but the first ``invocation_started`` of an item never cross to the run's loop.
+        """
+        kind = evt.get("event_type")
+        if kind in _ALWAYS_KINDS:
+            return True
+        iid = evt.get("item_id")
+        if iid is None:
+            return False
+        if evt.get("destination") in (None, self.destination):
+            self.last_news = time.monotonic()
+        if kind == "invocation_complete":
+            return evt.get("invocation_source_id") in self.output_ids
+        if kind == "invocation_started":
+            if iid in self._started_seen:
+                return False
+            self._started_seen.add(iid)
+            return True
+        # other item events only matter for items the run has not adopted yet
+        return iid not in self.items
 
     async def _drain_events(self, timeout: float) -> None:
         sub = self.sub
@@ -306,6 +335,8 @@ class Engine(EngineState):
         status = str(evt.get("status"))
         if status == row.status and status not in TERMINAL:
             return
+        if status in TERMINAL and row.known_at is None:
+            row.known_at = utc_now()
         row.status = status
         row.started_at = _s(evt.get("started_at")) or row.started_at
         row.completed_at = _s(evt.get("completed_at")) or row.completed_at
@@ -367,6 +398,8 @@ class Engine(EngineState):
                     continue
                 status = str(s.get("status"))
                 if status != row.status:
+                    if status in TERMINAL and row.known_at is None:
+                        row.known_at = utc_now()
                     row.status = status
                     row.started_at = _s(s.get("started_at")) or row.started_at
                     row.completed_at = _s(s.get("completed_at")) or row.completed_at
@@ -427,6 +460,8 @@ class Engine(EngineState):
             if row is None:
                 continue
             row.status = str(item.get("status"))
+            if row.status in TERMINAL and row.known_at is None:
+                row.known_at = utc_now()
             row.started_at = _s(item.get("started_at")) or row.started_at
             row.completed_at = _s(item.get("completed_at")) or row.completed_at
             row.error_type = _s(item.get("error_type")) or row.error_type
@@ -560,6 +595,12 @@ class Engine(EngineState):
             except TimeoutError:
                 for t in list(self.downloads.values()):
                     t.cancel()
+
+
+#: events the run's loop always sees (the hub's own, status changes, bulk cancels)
+_ALWAYS_KINDS = frozenset(
+    {"queue_item_status_changed", "queue_items_canceled", "hub_disconnected", "hub_reconnected"}
+)
 
 
 def _s(value: Any) -> str | None:

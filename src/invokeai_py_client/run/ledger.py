@@ -11,8 +11,9 @@ be resumed without losing or repeating work:
   ``sent`` with the item ids and the range the server really took; ``absent`` when a resume
   found the server never received it.
 - ``items``: each queue item of the run: its run index (matched from the server's
-  ``field_values``), status, parameters, timestamps, error, image names, and ``superseded``
-  when a retry replaced it.
+  ``field_values``), status, parameters, timestamps, error, image names, ``superseded``
+  when a retry replaced it, and ``known_at``: the client's UTC time (:func:`utc_now`) when
+  the run first learned the item had finished (by event, poll or adoption).
 - ``files``: each downloaded image (written to a temporary name and renamed before the row
   is committed, so a partial file is never recorded as done).
 
@@ -70,7 +71,8 @@ CREATE TABLE IF NOT EXISTS items (
     error_message TEXT,
     images TEXT,
     superseded INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    known_at TEXT
 );
 CREATE INDEX IF NOT EXISTS items_run ON items (run_index);
 CREATE TABLE IF NOT EXISTS files (
@@ -120,6 +122,7 @@ class ItemRow:
     error_message: str | None = None
     images: list[dict[str, str]] | None = None  # [{"node_id", "image_name"}], None = unknown
     superseded: bool = False
+    known_at: str | None = None  # client UTC time the run learned the item finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,9 @@ class Ledger:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(items)")}
+            if "known_at" not in columns:  # a ledger written before known_at existed
+                conn.execute("ALTER TABLE items ADD COLUMN known_at TEXT")
         except sqlite3.Error as exc:
             raise RunError(f"cannot open the run ledger {str(path)!r}: {exc}") from exc
         return conn
@@ -292,14 +298,14 @@ class Ledger:
             self._conn.executemany(
                 "INSERT INTO items (item_id, batch_id, run_index, status, params, param_indices, "
                 "started_at, completed_at, error_type, error_message, images, superseded, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "updated_at, known_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(item_id) DO UPDATE SET batch_id = excluded.batch_id, "
                 "run_index = excluded.run_index, status = excluded.status, "
                 "params = excluded.params, param_indices = excluded.param_indices, "
                 "started_at = excluded.started_at, completed_at = excluded.completed_at, "
                 "error_type = excluded.error_type, error_message = excluded.error_message, "
                 "images = excluded.images, superseded = excluded.superseded, "
-                "updated_at = excluded.updated_at",
+                "updated_at = excluded.updated_at, known_at = excluded.known_at",
                 [
                     (
                         r.item_id,
@@ -315,6 +321,7 @@ class Ledger:
                         _dumps(r.images),
                         1 if r.superseded else 0,
                         now,
+                        r.known_at,
                     )
                     for r in rows
                 ],
@@ -324,7 +331,7 @@ class Ledger:
         """Every item of the run, by item id."""
         sql = (
             "SELECT item_id, batch_id, run_index, status, params, param_indices, started_at, "
-            "completed_at, error_type, error_message, images, superseded FROM items"
+            "completed_at, error_type, error_message, images, superseded, known_at FROM items"
         )
         if not include_superseded:
             sql += " WHERE superseded = 0"
@@ -342,6 +349,7 @@ class Ledger:
                 error_message=r[9],
                 images=_loads(r[10]),
                 superseded=bool(r[11]),
+                known_at=r[12],
             )
             for r in self._conn.execute(sql + " ORDER BY item_id")
         ]

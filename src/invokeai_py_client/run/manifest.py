@@ -28,6 +28,12 @@ these keys (all present in every row; ``null`` when unknown):
 ``downloaded_at``   when the file was written (client UTC time)
 ``error_type``      the server's error type for a failed item
 ``error_message``   the server's error message
+``known_at``        when this client learned the item had finished (client UTC time, ISO 8601
+                    with milliseconds and offset: ``2026-11-22T10:38:50.993+00:00``; the
+                    server's ``completed_at`` is UTC without offset, ``2026-11-22
+                    10:38:50.970``, so ``known_at - completed_at`` is the completion-notice
+                    latency, give or take the two clocks' offset). Null for rows of runs
+                    written before this column existed
 ==================  ===========================================================================
 
 ``manifest.csv`` has the same columns; ``params`` and ``param_indices`` are JSON text, and
@@ -108,6 +114,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "downloaded_at",
     "error_type",
     "error_message",
+    "known_at",
 )
 
 
@@ -239,6 +246,7 @@ def write_merged(
             completed_at=item.completed_at,
             error_type=item.error_type,
             error_message=item.error_message,
+            known_at=item.known_at,
         )
         produced = sorted(
             produced_files,
