@@ -316,6 +316,37 @@ def test_interrupted_run_exits_130_cancels_its_items_and_resume_completes_it(
 
 
 @pytest.mark.server
+def test_detach_then_cancel_then_one_resume_reruns_the_canceled_runs(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "stopped"
+    args = ("run", BLUR, "--sweep", "Width=8:126:2", "--sweep", "Blur Radius=0.5")
+    res = ivk(*args, "--detach", "--json", "--out", out, url=server.url)
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json_lines(res.stdout)[-1]
+    assert summary["ok"] is True and summary["detached"] is True and summary["total"] == 60
+
+    cancel = ivk("cancel", out, url=server.url)
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    status = ivk("status", out, "--json", url=server.url)
+    assert json_lines(status.stdout)[0]["server_counts"]["canceled"] > 0
+
+    res = ivk("resume", out, "--json", url=server.url)
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json_lines(res.stdout)[-1]
+    assert summary["ok"] is True and summary["completed"] == summary["total"] == 60
+    assert len(list((out / "images").glob("*.png"))) == 60
+
+    # --detach with several servers is refused before anything is sent
+    two = ivk(
+        *args, "--detach", "--out", tmp_path / "two", "--server", server.url,
+        "--server", server.url,
+    )  # fmt: skip
+    assert two.returncode == 2 and "--detach needs a single --server" in two.stderr
+    assert not (tmp_path / "two").exists()
+
+
+@pytest.mark.server
 def test_resource_commands(server: LocalServer, tmp_path: Path, sweep_run: Path) -> None:
     url = server.url
     name = f"cli-board-{time.time_ns()}"
