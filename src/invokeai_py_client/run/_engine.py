@@ -265,7 +265,8 @@ class Engine(EngineState):
 
         Every event of the run's items still counts as news (``last_news``, which defers the
         safety poll), but progress events, ``invocation_complete`` of non-output nodes and
-        all but the first ``invocation_started`` of an item never cross to the run's loop.
+        ``invocation_started`` of items already seen in progress never cross to the run's
+        loop.
         """
         kind = evt.get("event_type")
         if kind in _ALWAYS_KINDS:
@@ -278,10 +279,8 @@ class Engine(EngineState):
         if kind == "invocation_complete":
             return evt.get("invocation_source_id") in self.output_ids
         if kind == "invocation_started":
-            if iid in self._started_seen:
-                return False
-            self._started_seen.add(iid)
-            return True
+            # only needed when the in_progress status change came before the item was adopted
+            return iid not in self.event_images
         # other item events only matter for items the run has not adopted yet
         return iid not in self.items
 
@@ -333,6 +332,9 @@ class Engine(EngineState):
         if kind != "queue_item_status_changed":
             return
         status = str(evt.get("status"))
+        if status == "in_progress":
+            # seen from its start: its output images will all come by event
+            self.event_images.setdefault(iid, [])
         if status == row.status and status not in TERMINAL:
             return
         if status in TERMINAL and row.known_at is None:

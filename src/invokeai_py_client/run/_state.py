@@ -88,7 +88,6 @@ class EngineState:
         self.run_item: dict[int, int] = {}
         self.files: dict[str, FileRow] = ledger.files()
         self.event_images: dict[int, list[dict[str, str]]] = {}
-        self._started_seen: set[int] = set()  # items whose first invocation_started passed
         self.unreliable: set[int] = set()
         self.need_full: set[int] = set()
         self.unknown_ids: set[int] = set()
