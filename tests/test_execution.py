@@ -245,6 +245,8 @@ async def test_stream_events_until_final_status(client: InvokeAIClient, examples
     failing = load(client, examples_dir, "crop_fail.json")
     events = [evt async for evt in failing.submit_sync_monitor_async()]
     assert events[-1]["status"] == "failed" and events[-1]["error_type"] == "OverflowError"
+    # the failed node's own event trails the item's status: the stream still carries it
+    assert "invocation_error" in [e.get("event_type") for e in events[:-1]]
 
 
 def test_no_socket_at_all_still_completes_by_polling(

@@ -11,7 +11,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from invokeai_py_client._waiting import STATUS_CHANGED
 from invokeai_py_client.exceptions import JobTimeoutError
+from invokeai_py_client.queue import TERMINAL_STATUSES
 from invokeai_py_client.workflow._job import (
     _INVOCATION_EVENTS,
     CONNECT_WAIT,
@@ -23,6 +25,10 @@ from invokeai_py_client.workflow._job import (
     final_status_event,
     submission_result,
 )
+
+#: How long a stream waits for an item's own final status event after the server said
+#: the item is done (events can trail the server's answer).
+STREAM_CATCH_UP = 1.0
 
 if TYPE_CHECKING:
     from invokeai_py_client.events import AsyncSubscription
@@ -324,14 +330,41 @@ class _SubmitMixin(_HandleJob):
         asub = self._async_subscription(ex)
         out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
+        terminal_seen: set[int] = set()
+        error_seen: set[int] = set()
+
+        def relay(evt: dict[str, Any]) -> None:
+            kind, item_id = evt.get("event_type"), evt.get("item_id", -1)
+            if kind == STATUS_CHANGED and evt.get("status") in TERMINAL_STATUSES:
+                terminal_seen.add(item_id)
+            elif kind == "invocation_error":
+                error_seen.add(item_id)
+            out.put_nowait(evt)
+
+        async def catch_up(item: Mapping[str, Any]) -> None:
+            # The server may say an item is done before its events reached us (a fast job, a
+            # busy client). Its final status event comes last, except that a failed item's
+            # invocation_error follows it; relay what arrives until those are in, briefly.
+            item_id = int(item.get("item_id", -1))
+            last_seen = error_seen if item.get("status") == "failed" else terminal_seen
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + STREAM_CATCH_UP
+            while item_id not in last_seen:
+                left = deadline - loop.time()
+                evt = await asub.get(left) if left > 0 else None
+                if evt is None:
+                    return
+                relay(evt)
+
         async def pump() -> None:
             try:
                 async for item in client.events.aiter_finished(
                     ex.item_ids,
                     subscription=asub,
-                    on_event=out.put_nowait,
+                    on_event=relay,
                     **ex.wait_options(timeout, poll_interval),
                 ):
+                    await catch_up(item)
                     ex.finished.append(item)
                     out.put_nowait(final_status_event(item))
             finally:
