@@ -77,6 +77,23 @@ class RunResult:
         """Every run completed, every image downloaded."""
         return self.completed == self.total and not self.cancelled
 
+    @classmethod
+    def from_counts(
+        cls, out_dir: Path, counts: Mapping[str, int], manifest: Path, cancelled: bool
+    ) -> RunResult:
+        """Build from an engine's ``counts()`` (total/completed/failed/... by name)."""
+        return cls(
+            out_dir=out_dir,
+            total=counts["total"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            canceled=counts["canceled"],
+            remaining=counts["remaining"],
+            images=counts["images"],
+            manifest=manifest,
+            cancelled=cancelled,
+        )
+
 
 def _clients(client_or_clients: Any) -> list[InvokeAIClient]:
     if isinstance(client_or_clients, Sequence) and not isinstance(client_or_clients, str):
@@ -390,17 +407,7 @@ async def _drive_multi(multi: MultiRun) -> RunResult:
             part.ledger.close()
     if interrupted:
         raise asyncio.CancelledError
-    return RunResult(
-        out_dir=multi.out_dir,
-        total=c["total"],
-        completed=c["completed"],
-        failed=c["failed"],
-        canceled=c["canceled"],
-        remaining=c["remaining"],
-        images=c["images"],
-        manifest=path,
-        cancelled=multi.cancelled,
-    )
+    return RunResult.from_counts(multi.out_dir, c, path, multi.cancelled)
 
 
 async def _upload_images(client: InvokeAIClient, ledger: Ledger, plan: SweepPlan) -> SweepPlan:
@@ -469,18 +476,7 @@ async def _stop(engine: Engine) -> None:
 
 def _finish(engine: Engine, ledger: Ledger) -> RunResult:
     path = write_outputs(engine.out_dir, ledger, engine.plan, engine.files)
-    c = engine.counts()
-    return RunResult(
-        out_dir=engine.out_dir,
-        total=c["total"],
-        completed=c["completed"],
-        failed=c["failed"],
-        canceled=c["canceled"],
-        remaining=c["remaining"],
-        images=c["images"],
-        manifest=path,
-        cancelled=engine.cancelled,
-    )
+    return RunResult.from_counts(engine.out_dir, engine.counts(), path, engine.cancelled)
 
 
 # --------------------------------------------------------------------------- resume
