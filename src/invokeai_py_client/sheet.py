@@ -20,15 +20,23 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ._sheet_data import (
+    Axis,
+    dimensions,
+    format_value,
+    load_axes,
+    load_manifest,
+    pick_axis,
+    row_value,
+)
 from .exceptions import RunError
 
 __all__ = [
@@ -51,30 +59,6 @@ MARGIN = 12
 FONT_SIZE = 14
 TITLE_SIZE = 16
 MAX_LABEL_WIDTH = 260
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One swept input: its label (as the manifest's ``params`` key), Form index and values."""
-
-    label: str
-    index: int | None
-    values: list[Any]
-    key: str | None = None
-    alt: str | None = None
-    group: int | None = None
-    parts: tuple[Axis, ...] = ()
-
-    def matches(self, key: str) -> bool:
-        """True when ``key`` names this axis (label, Form index, or ``node_id.field``)."""
-        k = key.strip()
-        if k in (self.label, self.key, self.alt):
-            return True
-        if self.parts:
-            return any(p.matches(k) for p in self.parts)
-        if self.index is not None and k.lstrip("-").isdigit() and int(k) == self.index:
-            return True
-        return k.lower() == self.label.lower()
 
 
 @dataclass
@@ -121,140 +105,6 @@ class SheetPage:
             "page": self.page,
             "pages": self.pages,
         }
-
-
-# --------------------------------------------------------------------------- reading a run
-
-
-def load_manifest(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of ``manifest.jsonl`` in ``run_dir`` (blank and torn last lines skipped)."""
-    path = Path(run_dir) / "manifest.jsonl"
-    if not path.is_file():
-        raise RunError(f"no manifest.jsonl in {run_dir}: is this the output directory of a run?")
-    rows: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line torn by a crash mid-write; the ledger still has that item
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def _axis_dicts(data: Any) -> Iterable[Mapping[str, Any]]:
-    """Every axis-like mapping in ``run.json``'s sweep section, flattening zip groups."""
-    if isinstance(data, Mapping):
-        if "values" in data and isinstance(data["values"], list):
-            yield data
-            return
-        for key in ("axes", "groups", "zip", "sweep"):
-            if key in data:
-                yield from _axis_dicts(data[key])
-    elif isinstance(data, list):
-        for item in data:
-            yield from _axis_dicts(item)
-
-
-def load_axes(run_dir: str | Path, rows: Sequence[Mapping[str, Any]] = ()) -> list[Axis]:
-    """The swept axes of a run, from ``run.json`` (else inferred from the manifest's params).
-
-    Inferred axes are the ``params`` keys whose value varies between rows.
-    """
-    axes: list[Axis] = []
-    path = Path(run_dir) / "run.json"
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{path} is not valid JSON: {exc}") from None
-        section = data.get("sweep", data) if isinstance(data, Mapping) else data
-        seen: set[str] = set()
-        for a in _axis_dicts(section):
-            label = a.get("name") or a.get("label") or a.get("key")
-            if label is None or str(label) in seen:
-                continue
-            seen.add(str(label))
-            idx = a.get("index", a.get("input_index"))
-            shown = a.get("display")
-            values: list[Any] = shown if isinstance(shown, list) else list(a["values"])
-            key = a.get("key")
-            if key is None and a.get("node_id") and a.get("field_name"):
-                key = f"{a['node_id']}.{a['field_name']}"
-            group = a.get("group")
-            axes.append(
-                Axis(
-                    label=str(label),
-                    index=int(idx) if isinstance(idx, int) else None,
-                    values=list(values),
-                    key=str(key) if key is not None else None,
-                    alt=str(a["label"]) if a.get("label") else None,
-                    group=group if isinstance(group, int) else None,
-                )
-            )
-    if axes:
-        return axes
-    order: dict[str, list[Any]] = {}
-    for row in rows:
-        for k, v in (row.get("params") or {}).items():
-            vals = order.setdefault(str(k), [])
-            if v not in vals:
-                vals.append(v)
-    return [Axis(label=k, index=None, values=v) for k, v in order.items() if len(v) > 1]
-
-
-def format_value(value: Any) -> str:
-    """A short human label for a swept value (colours as ``#rrggbb``, floats trimmed)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, Mapping):
-        if set(value) >= {"r", "g", "b"}:
-            text = "#{:02x}{:02x}{:02x}".format(int(value["r"]), int(value["g"]), int(value["b"]))
-            a = value.get("a", 255)
-            return text if a in (255, None) else f"{text}{int(a):02x}"
-        for key in ("image_name", "name", "board_id"):
-            if key in value:
-                return str(value[key])
-        return json.dumps(value, sort_keys=True)
-    if isinstance(value, list):
-        return ",".join(format_value(v) for v in value)
-    if isinstance(value, tuple):
-        return " / ".join(format_value(v) for v in value)
-    if isinstance(value, Path):
-        return value.name
-    if hasattr(value, "sha256") and hasattr(value, "path"):  # a sweep's LocalImage
-        return Path(str(value.path)).name
-    return str(value)
-
-
-def _row_value(row: Mapping[str, Any], axis: Axis) -> Any:
-    if axis.parts:
-        return tuple(_row_value(row, p) for p in axis.parts)
-    params = row.get("params") or {}
-    if axis.label in params:
-        return params[axis.label]
-    if axis.index is not None:
-        by_index = row.get("param_indices") or {}
-        if str(axis.index) in by_index:
-            return by_index[str(axis.index)]
-    return None
-
-
-def _pick_axis(axes: Sequence[Axis], key: str) -> Axis:
-    found = [a for a in axes if a.matches(key)]
-    if len(found) == 1:
-        return found[0]
-    names = (
-        ", ".join(f"{a.index}: {a.label}" if a.index is not None else a.label for a in axes)
-        or "none"
-    )
-    if not found:
-        raise RunError(f"no swept input {key!r} in this run; swept inputs: {names}")
-    raise RunError(f"{key!r} matches several swept inputs ({names}); use the index")
 
 
 # --------------------------------------------------------------------------- drawing
@@ -360,7 +210,7 @@ def _group_key(
 ) -> str:
     shown = {id(a) for g in grid_axes for a in (g, *g.parts)}
     others = [a for a in axes if id(a) not in shown]
-    parts = [f"{a.label}={format_value(_row_value(row, a))}" for a in others]
+    parts = [f"{a.label}={format_value(row_value(row, a))}" for a in others]
     if by_node:
         parts.append(f"node={row.get('node_label') or row.get('node_id')}")
     return ", ".join(parts)
@@ -381,7 +231,7 @@ def _xy_pages(
     groups: dict[str, list[dict[tuple[str, str], Mapping[str, Any]]]] = {}
     by_node = len({r.get("node_id") for r in rows}) > 1
     for row in rows:
-        key = (format_value(_row_value(row, x)), format_value(_row_value(row, y)))
+        key = (format_value(row_value(row, x)), format_value(row_value(row, y)))
         layers = groups.setdefault(_group_key(row, (x, y), axes, by_node), [])
         for layer in layers:  # repeated runs / extra nodes go to the next free layer
             if key not in layer:
@@ -474,7 +324,7 @@ def _draw_xy(
 
 
 def _caption(row: Mapping[str, Any], axes: Sequence[Axis]) -> list[str]:
-    lines = [f"{a.label}={format_value(_row_value(row, a))}" for a in axes]
+    lines = [f"{a.label}={format_value(row_value(row, a))}" for a in axes]
     if not lines:
         lines = [f"{k}={format_value(v)}" for k, v in (row.get("params") or {}).items()]
     head = f"#{row.get('run_index', '?')}"
@@ -531,28 +381,6 @@ def _draw_grid(
     )
 
 
-def _dimensions(axes: Sequence[Axis]) -> list[Axis]:
-    """The independent dimensions of a run: zipped axes (same group) become one axis."""
-    by_group: dict[object, list[Axis]] = {}
-    for i, a in enumerate(axes):
-        by_group.setdefault(a.group if a.group is not None else f"axis{i}", []).append(a)
-    dims: list[Axis] = []
-    for members in by_group.values():
-        if len(members) == 1:
-            dims.append(members[0])
-            continue
-        n = min(len(m.values) for m in members)
-        dims.append(
-            Axis(
-                label=" / ".join(m.label for m in members),
-                index=None,
-                values=[tuple(m.values[i] for m in members) for i in range(n)],
-                parts=tuple(members),
-            )
-        )
-    return dims
-
-
 # --------------------------------------------------------------------------- entry point
 
 
@@ -600,9 +428,9 @@ def make_contact_sheets(
     size, scale = _cell_size(run_dir, rows, cell)
     title = f"{run_dir.resolve().name}: {len(rows)} images"
 
-    x_axis = _pick_axis(axes, x) if x is not None else None
-    y_axis = _pick_axis(axes, y) if y is not None else None
-    dims = _dimensions(axes)
+    x_axis = pick_axis(axes, x) if x is not None else None
+    y_axis = pick_axis(axes, y) if y is not None else None
+    dims = dimensions(axes)
     if x_axis is None and y_axis is None and len(dims) == 2:
         y_axis, x_axis = dims
     elif (x_axis is None) != (y_axis is None) and len(axes) >= 2:
