@@ -12,19 +12,9 @@ Example::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .board import BoardHandle, BoardRepository, IvkBoard
-from .client import InvokeAIClient
-from .dnn_model import (
-    BaseDnnModelType,
-    DnnModelFormat,
-    DnnModelRepository,
-    DnnModelType,
-    IvkDnnModel,
-    sync_dnn_model,
-)
-from .events import EventHub
 from .exceptions import (
     AmbiguousInputError,
     APIError,
@@ -51,24 +41,91 @@ from .exceptions import (
     WorkflowDefinitionError,
     WorkflowError,
 )
-from .images import ImageRepository, IvkImage
-from .ivk_fields.model_conversion import to_ivk_model_field
-from .local_server import LocalServer
-from .queue import QueueClient
-from .quick import QuickClient
-from .run import BatchRun, resume
-from .sweep import Sweep
-from .workflow import (
-    IvkWorkflowInput,
-    WorkflowDefinition,
-    WorkflowHandle,
-    WorkflowRepository,
-)
 
-try:
-    __version__ = version("invokeai-py-client")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from .board import BoardHandle, BoardRepository, IvkBoard
+    from .client import InvokeAIClient
+    from .dnn_model import (
+        BaseDnnModelType,
+        DnnModelFormat,
+        DnnModelRepository,
+        DnnModelType,
+        IvkDnnModel,
+        sync_dnn_model,
+    )
+    from .events import EventHub
+    from .images import ImageRepository, IvkImage
+    from .ivk_fields.model_conversion import to_ivk_model_field
+    from .local_server import LocalServer
+    from .queue import QueueClient
+    from .quick import QuickClient
+    from .run import BatchRun, resume
+    from .sweep import Sweep
+    from .workflow import (
+        IvkWorkflowInput,
+        WorkflowDefinition,
+        WorkflowHandle,
+        WorkflowRepository,
+    )
+
+    __version__: str
+
+# Everything but the exceptions is imported on first use (``invokeai_py_client.X`` or
+# ``from invokeai_py_client import X``): a program pays only for the parts it touches, and
+# ``import invokeai_py_client`` loads neither socket.io / aiohttp nor Pillow nor pydantic.
+_LAZY: dict[str, str] = {
+    "BoardHandle": ".board",
+    "BoardRepository": ".board",
+    "IvkBoard": ".board",
+    "InvokeAIClient": ".client",
+    "BaseDnnModelType": ".dnn_model",
+    "DnnModelFormat": ".dnn_model",
+    "DnnModelRepository": ".dnn_model",
+    "DnnModelType": ".dnn_model",
+    "IvkDnnModel": ".dnn_model",
+    "sync_dnn_model": ".dnn_model",
+    "EventHub": ".events",
+    "ImageRepository": ".images",
+    "IvkImage": ".images",
+    "to_ivk_model_field": ".ivk_fields.model_conversion",
+    "LocalServer": ".local_server",
+    "QueueClient": ".queue",
+    "QuickClient": ".quick",
+    "BatchRun": ".run",
+    "resume": ".run",
+    "Sweep": ".sweep",
+    "IvkWorkflowInput": ".workflow",
+    "WorkflowDefinition": ".workflow",
+    "WorkflowHandle": ".workflow",
+    "WorkflowRepository": ".workflow",
+}
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("invokeai-py-client")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first access (PEP 562) and cache the name here."""
+    if name == "__version__":
+        value: Any = _package_version()
+    else:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "APIError",

@@ -12,10 +12,12 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from ._closing import ClosesOnExit
@@ -97,9 +99,15 @@ class InvokeAIClient(ClosesOnExit):
             "max_retries": max_retries,
         }
         self.http = HttpTransport(self._root, **self._transport_kwargs)
+        # a client dropped, or still open at interpreter exit, without close(): its pooled
+        # sockets are closed anyway (the event socket's hub closes itself at exit)
+        self._http_finalizer = weakref.finalize(self, HttpTransport.close, self.http)
+        # per event loop: the transport and the async generator that closes it when the loop
+        # shuts down (see async_http)
         self._async_transports: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, AsyncHttpTransport
+            asyncio.AbstractEventLoop, tuple[AsyncHttpTransport, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
+        self._close_tasks: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
         self._closed = False
@@ -225,14 +233,19 @@ class InvokeAIClient(ClosesOnExit):
             return live
 
     def async_http(self) -> AsyncHttpTransport:
-        """The asyncio transport for the running event loop (one per loop)."""
+        """The asyncio transport for the running event loop (one per loop).
+
+        It is closed by :meth:`close` / :meth:`aclose`, or else when its loop shuts down
+        (``asyncio.run`` ending): its connections never outlive the loop they belong to.
+        """
         loop = asyncio.get_running_loop()
         with self._lock:
-            transport = self._async_transports.get(loop)
-            if transport is None:
+            entry = self._async_transports.get(loop)
+            if entry is None:
                 transport = AsyncHttpTransport(self._root, **self._transport_kwargs)
-                self._async_transports[loop] = transport
-            return transport
+                entry = (transport, _closer_at_loop_shutdown(transport))
+                self._async_transports[loop] = entry
+            return entry[0]
 
     # ------------------------------------------------------------------ repositories
 
@@ -289,32 +302,97 @@ class InvokeAIClient(ClosesOnExit):
         """The one socket.io connection this client uses for every subscription."""
         from .events import EventHub
 
-        return self._lazy("events", EventHub)  # type: ignore[no-any-return]
+        with self._lock:
+            hub = self._cache.get("events")
+            if hub is None:
+                hub = self._cache["events"] = EventHub(self)
+                # a client dropped without close(): its hub (which only holds a weak reference
+                # to it) disconnects when the client is garbage-collected
+                weakref.finalize(self, hub.close)
+            return hub
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Close connections (HTTP pools and the event socket). Safe to call twice."""
+        """Close connections (HTTP pools and the event socket). Safe to call twice.
+
+        Inside a running event loop the loop's async transport is closed by a task; prefer
+        ``await client.aclose()`` (or ``async with``) there, which waits for it.
+        """
         if self._closed:
             return
         self._closed = True
         hub = self._cache.get("events")
         if hub is not None and hasattr(hub, "close"):
             hub.close()
-        self.http.close()
-        for loop, transport in list(self._async_transports.items()):
+        self._http_finalizer()  # self.http.close(), once
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, (_transport, closer) in list(self._async_transports.items()):
             if loop.is_closed():
-                continue
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
+                continue  # its shutdown closed the transport already (see async_http)
             if running is loop:
-                running.create_task(transport.aclose())
-            elif not loop.is_running():
-                loop.run_until_complete(transport.aclose())
+                task = loop.create_task(closer.aclose())
+                self._close_tasks.add(task)  # the loop keeps only a weak reference
+                task.add_done_callback(self._close_tasks.discard)
+            elif loop.is_running():  # another thread's loop: hand it over, do not wait
+                asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
+            else:
+                loop.run_until_complete(closer.aclose())
         self._async_transports.clear()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio code: also waits for the loop's async transport to close.
+
+        Example::
+
+            async with InvokeAIClient.from_url(url) as client:
+                await client.queue.aqueue_status()
+        """
+        loop = asyncio.get_running_loop()
+        entry = self._async_transports.pop(loop, None)
+        self.close()
+        if entry is not None:
+            await entry[1].aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         auth = ", api_key=***" if self._api_key else ""
         return f"InvokeAIClient({self.server_url!r}{auth})"
+
+
+def _closer_at_loop_shutdown(transport: AsyncHttpTransport) -> AsyncGenerator[None, None]:
+    """An async generator, started now, whose ``finally`` closes ``transport``.
+
+    The running loop tracks the async generators started in it and closes the unfinished
+    ones when it shuts down (``loop.shutdown_asyncgens()``, which ``asyncio.run`` calls), so
+    a transport the program never closed is still closed before its loop is: no
+    connection is left to a closed loop ("unclosed transport" warnings). ``aclose()`` of the
+    generator is also how :meth:`InvokeAIClient.close` closes it.
+    """
+
+    async def closer() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await transport.aclose()
+
+    gen = closer()
+    # run it to its ``yield`` right here: the body before it does not await, so one send()
+    # finishes the step; starting it registers it with the running loop's shutdown hooks
+    step = gen.asend(None)
+    with contextlib.suppress(StopIteration):
+        step.send(None)
+    return gen

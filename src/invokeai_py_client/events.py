@@ -36,15 +36,15 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import random
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import socketio
 
 from . import _waiting
 from ._subscriptions import (
@@ -59,18 +59,42 @@ from ._subscriptions import (
 )
 
 if TYPE_CHECKING:
+    import socketio
+
     from .client import InvokeAIClient
 
 __all__ = ["AsyncSubscription", "EventHub", "Subscription"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds allowed for a clean socket close (the websocket close handshake).
+_CLOSE_TIMEOUT = 2.0
+
+#: Hubs whose thread was started and not yet closed; closed at interpreter exit.
+_LIVE_HUBS: weakref.WeakSet[EventHub] = weakref.WeakSet()
+
+
+def _close_live_hubs() -> None:
+    """``atexit``: close the hubs of clients that were never closed.
+
+    Their daemon threads would otherwise be frozen mid-connection at shutdown, leaving the
+    socket's ``aiohttp`` session open ("Unclosed client session").
+    """
+    for hub in list(_LIVE_HUBS):
+        with contextlib.suppress(Exception):
+            hub.close(timeout=_CLOSE_TIMEOUT + 1.0)
+
+
+atexit.register(_close_live_hubs)
+
 
 class EventHub:
     """One socket.io connection for a client; subscriptions and waits by item / batch id.
 
     The connection is opened lazily (first subscribe or wait) in a daemon thread and closed by
-    :meth:`close` (``client.close()`` calls it).
+    :meth:`close`: ``client.close()`` calls it, and so do a client being garbage-collected
+    without it and interpreter exit, so no socket (nor its aiohttp session) is left open.
+    ``socketio`` / ``aiohttp`` are imported by that thread, on first use.
 
     Attributes:
         stats: counters (``connects``, ``disconnects``, ``events``, ``polls``) for diagnostics.
@@ -78,7 +102,13 @@ class EventHub:
     """
 
     def __init__(self, client: InvokeAIClient, queue_id: str = "default") -> None:
-        self._client = client
+        # a weak reference: the hub's thread must not keep a dropped client alive (the client
+        # closes its hub when it is garbage-collected, see InvokeAIClient.events)
+        self._client: InvokeAIClient = weakref.proxy(client)
+        # what the socket needs, read now: the hub's thread never touches the client
+        self._server_url = client.server_url
+        self._api_key = client.api_key
+        self._verify_ssl = client.verify_ssl
         self.queue_id = queue_id
         self.reconnect_delay = 0.25
         self.reconnect_delay_max = 5.0
@@ -93,6 +123,7 @@ class EventHub:
         self._connected = threading.Event()
         self._attempted = threading.Event()  # set once the first connection attempt ended
         self._closing = False
+        self._stop_sent = False
         self._dropped: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
@@ -114,6 +145,7 @@ class EventHub:
             self._thread = threading.Thread(
                 target=self._thread_main, name="invokeai-events", daemon=True
             )
+            _LIVE_HUBS.add(self)
             self._thread.start()
 
     def wait_connected(self, timeout: float = 5.0) -> bool:
@@ -134,30 +166,38 @@ class EventHub:
         return self._connected.is_set()
 
     def _thread_main(self) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
-        self._task = self._loop.create_task(self._supervise())
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        self._task = loop.create_task(self._supervise())
         try:
-            self._loop.run_until_complete(self._task)
+            loop.run_until_complete(self._task)
         except asyncio.CancelledError:
             log.debug("event hub stopped")
+        except Exception:  # the supervisor must not die silently; the waiters poll meanwhile
+            log.exception("event hub stopped after an unexpected error")
         finally:
-            self._loop.close()
+            try:
+                _finish_loop(loop)
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+                _LIVE_HUBS.discard(self)
 
     def _socket_target(self) -> tuple[str, str]:
-        parts = urlsplit(self._client.server_url)
+        parts = urlsplit(self._server_url)
         origin = f"{parts.scheme}://{parts.netloc}"
         prefix = parts.path.rstrip("/")
         return origin, f"{prefix}/ws/socket.io"
 
     async def _supervise(self) -> None:
+        import socketio  # first use of the events: keeps socket.io / aiohttp out of import
+
         delay: float | None = None  # None: the next wait is the first after a connection
         origin, path = self._socket_target()
-        api_key = self._client.api_key
+        api_key, verify_ssl = self._api_key, self._verify_ssl
         while not self._closing:
-            sio = socketio.AsyncClient(
-                reconnection=False, ssl_verify=self._client.verify_ssl, logger=False
-            )
+            sio = socketio.AsyncClient(reconnection=False, ssl_verify=verify_ssl, logger=False)
             self._dropped = asyncio.Event()
             sio.on("*", self._on_any)
             sio.on("disconnect", self._make_on_disconnect(self._dropped))
@@ -191,8 +231,10 @@ class EventHub:
                     self._connected.clear()
                     self.stats["disconnects"] += 1
                     self._broadcast(as_event(HUB_DISCONNECTED, None))
-                if sio.connected:
-                    await sio.disconnect()
+                # also after a failed or cancelled connect: engine.io has opened its aiohttp
+                # session by then, and only a disconnect closes it
+                await _close_socket(sio)
+                self._sio = None
             if self._closing:
                 break
             delay = (
@@ -255,8 +297,13 @@ class EventHub:
 
         asyncio.run_coroutine_threadsafe(_drop(), loop).result(timeout=5)
 
-    def close(self) -> None:
-        """Disconnect and stop the background thread (idempotent)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Disconnect and stop the background thread (idempotent).
+
+        Waits up to ``timeout`` seconds for the socket to close (not when called from the
+        hub's own thread, e.g. in a callback: the thread then stops once the callback
+        returns).
+        """
         self._closing = True
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None and thread.is_alive():
@@ -265,9 +312,13 @@ class EventHub:
                 if self._task is not None:
                     self._task.cancel()
 
-            with contextlib.suppress(RuntimeError):  # loop already finished
-                loop.call_soon_threadsafe(_stop)
-            thread.join(timeout=5)
+            with self._lock:  # cancel once: a second cancel would cut the socket's clean close
+                send, self._stop_sent = not self._stop_sent, True
+            if send:
+                with contextlib.suppress(RuntimeError):  # loop already finished
+                    loop.call_soon_threadsafe(_stop)
+            if thread is not threading.current_thread():
+                thread.join(timeout=timeout)
         self._connected.clear()
 
     # ------------------------------------------------------------------ subscriptions
@@ -418,4 +469,41 @@ class EventHub:
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
-        return f"EventHub({self._client.server_url!r}, {state})"
+        return f"EventHub({self._server_url!r}, {state})"
+
+
+async def _close_socket(sio: socketio.AsyncClient) -> None:
+    """Disconnect ``sio`` and close engine.io's aiohttp session, whatever state it is in.
+
+    Bounded by :data:`_CLOSE_TIMEOUT`; safe while the calling task is being cancelled.
+    """
+
+    async def _close() -> None:
+        if sio.connected:
+            await sio.disconnect()
+        # a connect that failed or was cancelled half-way leaves engine.io "connected" or
+        # "disconnected" with its session open; its disconnect() resets (closes) the session
+        # in every state
+        await sio.eio.disconnect(abort=True)
+
+    try:
+        await asyncio.wait_for(_close(), _CLOSE_TIMEOUT)
+    except (Exception, asyncio.CancelledError) as exc:  # the hub must close all the same
+        log.debug("event socket close: %s: %s", type(exc).__name__, exc)
+        http = getattr(sio.eio, "http", None)
+        if http is not None and not http.closed:
+            with contextlib.suppress(Exception):
+                await http.close()
+
+
+def _finish_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks socket.io left on the hub's loop and let them end (as ``asyncio.run``).
+
+    A loop closed with pending tasks prints "Task was destroyed but it is pending!".
+    """
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())

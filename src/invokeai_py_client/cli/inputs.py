@@ -84,7 +84,7 @@ def constraints(field_obj: Any) -> str:
 
 def input_rows(handle: WorkflowHandle) -> list[dict[str, Any]]:
     """One JSON-ready dict per Form input."""
-    from ..sheet import format_value
+    from .._sheet_data import format_value
 
     rows = []
     for inp in handle.list_inputs():

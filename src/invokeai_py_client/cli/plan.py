@@ -223,7 +223,7 @@ def build_sweep(handle: WorkflowHandle, spec: RunSpec) -> tuple[Sweep, SweepPlan
 
 def plan_summary(plan: SweepPlan) -> dict[str, Any]:
     """A JSON-ready description of a plan (run count and axes)."""
-    from ..sheet import format_value
+    from .._sheet_data import format_value
 
     axes = []
     for group_no, group in enumerate(plan.groups):
