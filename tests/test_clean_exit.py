@@ -123,7 +123,14 @@ def test_program_exits_without_leak_warnings(server: LocalServer, name: str) -> 
 
 
 @pytest.mark.server
-def test_ivk_run_exits_without_leak_warnings(server: LocalServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("servers", [1, 2], ids=["one-server", "two-servers"])
+def test_ivk_run_exits_without_leak_warnings(
+    server: LocalServer, tmp_path: Path, servers: int
+) -> None:
+    # two servers: the same one under a second name, so the multi-server path (one client
+    # per server, health checks on each client's async transport) runs too
+    urls = [server.url, server.url.replace("127.0.0.1", "localhost")][:servers]
+    server_args = [arg for url in urls for arg in ("--server", url)]
     res = _run(
         [
             "-m",
@@ -131,9 +138,8 @@ def test_ivk_run_exits_without_leak_warnings(server: LocalServer, tmp_path: Path
             "run",
             str(BLUR),
             "--sweep",
-            "Blur Radius=0,2",
-            "--server",
-            server.url,
+            "Blur Radius=0,1,2,3",
+            *server_args,
             "--out",
             str(tmp_path / "run"),
             "--json",
