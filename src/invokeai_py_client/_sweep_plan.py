@@ -250,6 +250,15 @@ class SweepPlan:
             axes.append(_replace_values(a, tuple(values)))
         return SweepPlan(template=self.template, axes=axes, runs=self.runs)
 
+    def with_models(self, mapping: Mapping[str, Mapping[str, Any]]) -> SweepPlan:
+        """A copy where each model identifier (template and values) whose key is in
+        ``mapping`` names the mapped model instead (one server's keys; see
+        :mod:`invokeai_py_client.dnn_model.per_server`)."""
+        from invokeai_py_client.dnn_model.per_server import swap_models
+
+        axes = [_replace_values(a, tuple(swap_models(list(a.values), mapping))) for a in self.axes]
+        return SweepPlan(template=swap_models(self.template, mapping), axes=axes, runs=self.runs)
+
     # ------------------------------------------------------------------ per run
 
     def combo_of(self, run_index: int) -> int:
@@ -557,6 +566,9 @@ class SubsetPlan(SweepPlan):
 
     def with_uploads(self, names: Mapping[str, str]) -> SubsetPlan:
         return SubsetPlan(self.base.with_uploads(names), self.index)
+
+    def with_models(self, mapping: Mapping[str, Mapping[str, Any]]) -> SubsetPlan:
+        return SubsetPlan(self.base.with_models(mapping), self.index)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.base.to_dict(), "subset": self.index}

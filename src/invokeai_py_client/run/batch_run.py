@@ -246,16 +246,23 @@ class BatchRun:
             ledger.close()
 
     async def _arun_multi(self) -> RunResult:
-        from invokeai_py_client.run.multi import MultiRun
+        from invokeai_py_client.dnn_model.per_server import model_input_labels, resolve_servers
+        from invokeai_py_client.run.multi import MultiRun, _drive_multi
 
+        labels = model_input_labels(self.handle)
+        # each server's own model keys, before anything is written or sent
+        models = await resolve_servers(self.clients, self.plan, labels)
+        meta = self._meta()
+        meta["model_inputs"] = [[n, f, i, lab] for (n, f), (i, lab) in labels.items()]
         multi = MultiRun(
             self.clients,
             self.plan,
             self.out_dir,
-            self._meta(),
+            meta,
             concurrency=self.concurrency,
             on_progress=self.on_progress,
             leave_running_on_cancel=self.leave_running_on_cancel,
+            models=models,
         )
         self._multi = multi
         if self._cancel_requested:
@@ -385,31 +392,6 @@ def _workflow_name(handle: Any) -> str:
     return str(name) if name else ""
 
 
-async def _drive_multi(multi: MultiRun) -> RunResult:
-    """Run a :class:`MultiRun`; on cancel stop cleanly; write the merged outputs."""
-    interrupted = False
-    try:
-        await multi.run()
-    except asyncio.CancelledError:
-        interrupted = True
-        multi.cancel_event.set()
-    try:
-        if multi.cancel_event.is_set():
-            multi.cancelled = True
-            await asyncio.shield(multi.stop())
-        path = multi.write_outputs()
-        c = multi.final_counts()
-    finally:
-        for q in multi.listeners:
-            q.put_nowait(None)
-        multi.ledger.close()
-        for part in multi.parts:
-            part.ledger.close()
-    if interrupted:
-        raise asyncio.CancelledError
-    return RunResult.from_counts(multi.out_dir, c, path, multi.cancelled)
-
-
 async def _upload_images(client: InvokeAIClient, ledger: Ledger, plan: SweepPlan) -> SweepPlan:
     """Upload each local image once (by content hash), record it, return the final plan."""
     pending = plan.pending_images()
@@ -523,6 +505,8 @@ async def aresume(
     out = Path(out_dir)
     ledger = Ledger.open(out)
     if ledger.get_meta("multi"):
+        from invokeai_py_client.run.multi import _aresume_multi
+
         return await _aresume_multi(out, ledger, client, concurrency, on_progress)
     own_client = client is None
     if client is None:
@@ -562,48 +546,3 @@ def _drop_missing_files(out: Path, ledger: Ledger) -> None:
     if images.is_dir():
         for part in images.glob("*.part"):
             part.unlink()
-
-
-async def _aresume_multi(
-    out: Path,
-    ledger: Ledger,
-    client: InvokeAIClient | None,
-    concurrency: int,
-    on_progress: Callable[[Progress], Any] | None,
-) -> RunResult:
-    """Resume a run spread over several servers (the recorded ones; ``client`` replaces
-    the first)."""
-    from invokeai_py_client.client import InvokeAIClient
-    from invokeai_py_client.run.multi import MultiRun
-
-    urls = [str(u) for u in ledger.get_meta("servers") or []]
-    api_key = os.environ.get("INVOKEAI_API_KEY") or None
-    own = [InvokeAIClient.from_url(u, api_key=api_key) for u in urls[1 if client else 0 :]]
-    clients = ([client] if client is not None else []) + own
-    try:
-        plan = SweepPlan.from_dict(ledger.get_meta("plan"))
-        meta = {
-            k: ledger.get_meta(k)
-            for k in ("run_id", "destination", "server", "workflow", "workflow_name")
-        }
-        meta.update(
-            plan=ledger.get_meta("plan"),
-            output_nodes=ledger.get_meta("output_nodes"),
-            board=ledger.get_meta("board"),
-            sweep=ledger.get_meta("sweep"),
-            created_at=ledger.get_meta("created_at"),
-            uploads={},
-        )
-        multi = MultiRun(
-            clients,
-            plan,
-            out,
-            meta,
-            concurrency=concurrency,
-            on_progress=on_progress,
-            ledger=ledger,
-        )
-        return await _drive_multi(multi)
-    finally:
-        for c in own:
-            c.close()

@@ -302,6 +302,12 @@ def write_merged(
             "counts": counts,
             "manifest": MANIFEST_NAME,
             "images_dir": "images",
+            # several servers: each one's model identifiers {original key: its own}
+            **(
+                {"models": models}
+                if any((models := ledger.get_meta("models") or {}).values())
+                else {}
+            ),
         },
     )
     return path

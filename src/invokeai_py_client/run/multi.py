@@ -12,8 +12,13 @@ records which server made each image (``server``).
 ``resume(out_dir)`` reopens every part: parts still running are resumed on their server
 (or given to the others when it is gone), runs no part finished are sent again.
 
-Not done yet (see the module's issue): model inputs are not re-resolved per server (keys
-differ between installs).
+Model inputs are resolved once per server before any work is handed out (keys differ
+between installs; see :mod:`invokeai_py_client.dnn_model.per_server`): each server runs the
+plan with its own model identifiers (found by hash, then by name and type). The mapping of
+each server is recorded in the ledger meta (``models``, and in each part's) so ``resume``
+sends the same, and in ``run.json``. A server that lacks a model gets no parts (a warning
+is logged); when no server has them,
+:class:`~invokeai_py_client.exceptions.ModelSyncError` is raised before anything is sent.
 
 Example::
 
@@ -27,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from invokeai_py_client.dnn_model.per_server import resolve_servers
 from invokeai_py_client.exceptions import InvokeAIError, RunError
 from invokeai_py_client.run._engine import Engine
 from invokeai_py_client.run._state import TERMINAL, Progress
@@ -42,6 +49,7 @@ from invokeai_py_client.sweep import SubsetPlan, SweepPlan
 
 if TYPE_CHECKING:
     from invokeai_py_client.client import InvokeAIClient
+    from invokeai_py_client.run.batch_run import RunResult
 
 __all__ = ["MultiRun"]
 
@@ -68,12 +76,16 @@ class _Server:
     dead: bool = False
     failing_since: float | None = None
     uploads: dict[str, str] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] | None = None  # None: not resolved (yet) / unusable
 
 
 class MultiRun:
     """Spread ``plan`` over ``clients`` (internal; :class:`BatchRun` uses it).
 
-    ``meta`` is the run's ledger meta (run id, plan, output nodes...).
+    ``meta`` is the run's ledger meta (run id, plan, output nodes...). ``models`` is each
+    server's model mapping from :func:`~invokeai_py_client.dnn_model.per_server.resolve_servers`
+    (by URL; ``None``: the server cannot run the plan and gets no parts); servers missing
+    from it are resolved when :meth:`run` starts (also on resume).
     """
 
     def __init__(
@@ -89,6 +101,7 @@ class MultiRun:
         part_size: int | None = None,
         dead_after: float = 10.0,
         ledger: Ledger | None = None,
+        models: Mapping[str, Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.servers = [_Server(c, c.server_url) for c in clients]
         self.plan = plan
@@ -118,7 +131,51 @@ class MultiRun:
             )
         else:
             self.ledger = ledger
+            models = {**(ledger.get_meta("models") or {}), **(models or {})}
             self._load_parts()
+        self._set_models(models or {})
+
+    def _set_models(self, models: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Take each server's mapping; a server known to lack a model gets no parts."""
+        for s in self.servers:
+            if s.url in models:
+                m = models[s.url]
+                s.models = None if m is None else {k: dict(v) for k, v in m.items()}
+                s.dead = m is None
+        self.ledger.set_meta("models", {s.url: s.models for s in self.servers})
+
+    async def _resolve_models(self) -> None:
+        """Resolve the model inputs on every server without a mapping (once per server).
+
+        Raises ModelSyncError when no server can run the plan; the parts a now unusable
+        server was running on resume go to the others.
+        """
+        todo = [s for s in self.servers if s.models is None]
+        if not todo:
+            return
+        labels = {
+            (str(n), str(f)): (int(i), str(lab))
+            for n, f, i, lab in self.ledger.get_meta("model_inputs") or []
+        }
+        known = {s.url: s.models for s in self.servers}
+        found = await resolve_servers(
+            [s.client for s in self.servers], self.plan, labels, known=known
+        )
+        self._set_models(found)
+        for s in self.servers:
+            if s.models is None:
+                for part in self.resume_parts.pop(s.url, []):
+                    done = self.merged([part])
+                    left = [
+                        r
+                        for r in part.runs
+                        if r not in done
+                        or not (
+                            done[r][0].status == "failed"
+                            or (done[r][0].status == "completed" and done[r][1])
+                        )
+                    ]
+                    self._give_back(part, left)
 
     def _load_parts(self) -> None:
         """Resume: reopen each part; queue the runs no part finished or still owns."""
@@ -260,6 +317,7 @@ class MultiRun:
 
     async def run(self) -> None:
         """Run every part to the end (or until cancelled / every server is gone)."""
+        await self._resolve_models()
         monitors = [asyncio.create_task(self._watch(s)) for s in self.servers]
         workers = [
             asyncio.create_task(self._worker(s))
@@ -312,6 +370,7 @@ class MultiRun:
                 "server": server.url,
                 "plan": sub.to_dict(),
                 "uploads": dict(server.uploads),
+                "models": server.models or {},
             },
         )
         part = _Part(number, server.url, runs, ledger, sub)
@@ -325,6 +384,11 @@ class MultiRun:
         try:
             plan = await _upload_images(server.client, part.ledger, part.plan)
             server.uploads.update(part.ledger.get_meta("uploads") or {})
+            models = part.ledger.get_meta("models")
+            if models is None:  # a part written before models were resolved per server
+                models = server.models or {}
+                part.ledger.set_meta("models", models)
+            plan = plan.with_models(models)
         except InvokeAIError as exc:
             log.warning("server %s: upload failed (%s); giving the part back", server.url, exc)
             self._give_back(part, part.runs)
@@ -415,3 +479,79 @@ class MultiRun:
         from invokeai_py_client.run.manifest import write_merged
 
         return write_merged(self.out_dir, self.ledger, self.plan, self.merged())
+
+
+async def _drive_multi(multi: MultiRun) -> RunResult:
+    """Run a :class:`MultiRun`; on cancel stop cleanly; write the merged outputs."""
+    from invokeai_py_client.run.batch_run import RunResult
+
+    interrupted = False
+    try:
+        await multi.run()
+    except asyncio.CancelledError:
+        interrupted = True
+        multi.cancel_event.set()
+    except InvokeAIError:
+        multi.ledger.close()
+        for part in multi.parts:
+            part.ledger.close()
+        raise
+    try:
+        if multi.cancel_event.is_set():
+            multi.cancelled = True
+            await asyncio.shield(multi.stop())
+        path = multi.write_outputs()
+        c = multi.final_counts()
+    finally:
+        for q in multi.listeners:
+            q.put_nowait(None)
+        multi.ledger.close()
+        for part in multi.parts:
+            part.ledger.close()
+    if interrupted:
+        raise asyncio.CancelledError
+    return RunResult.from_counts(multi.out_dir, c, path, multi.cancelled)
+
+
+async def _aresume_multi(
+    out: Path,
+    ledger: Ledger,
+    client: InvokeAIClient | None,
+    concurrency: int,
+    on_progress: Callable[[Progress], Any] | None,
+) -> RunResult:
+    """Resume a run spread over several servers (the recorded ones; ``client`` replaces
+    the first)."""
+    from invokeai_py_client.client import InvokeAIClient
+
+    urls = [str(u) for u in ledger.get_meta("servers") or []]
+    api_key = os.environ.get("INVOKEAI_API_KEY") or None
+    own = [InvokeAIClient.from_url(u, api_key=api_key) for u in urls[1 if client else 0 :]]
+    clients = ([client] if client is not None else []) + own
+    try:
+        plan = SweepPlan.from_dict(ledger.get_meta("plan"))
+        meta = {
+            k: ledger.get_meta(k)
+            for k in ("run_id", "destination", "server", "workflow", "workflow_name")
+        }
+        meta.update(
+            plan=ledger.get_meta("plan"),
+            output_nodes=ledger.get_meta("output_nodes"),
+            board=ledger.get_meta("board"),
+            sweep=ledger.get_meta("sweep"),
+            created_at=ledger.get_meta("created_at"),
+            uploads={},
+        )
+        multi = MultiRun(
+            clients,
+            plan,
+            out,
+            meta,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            ledger=ledger,
+        )
+        return await _drive_multi(multi)
+    finally:
+        for c in own:
+            c.close()

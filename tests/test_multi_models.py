@@ -1,0 +1,293 @@
+"""A run over several servers sends each server its own model keys.
+
+Two real servers each install the same tiny synthetic LoRA file (tensor names of an SD1
+LoRA, zeros; InvokeAI probes it as ``sd-1``/``lora``) through the model-install API: the two
+installs get different keys. ``examples/workflows/lora_blank.json`` passes the LoRA through a
+``lora_selector`` (which never loads weights) and saves a blank image, so it runs without
+model weights. The queue items each server ran are read back from that server to see which
+key it was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from invokeai_py_client import InvokeAIClient
+from invokeai_py_client.dnn_model import per_server
+from invokeai_py_client.dnn_model.models import IvkDnnModel
+from invokeai_py_client.dnn_model.per_server import model_refs, resolve_refs
+from invokeai_py_client.exceptions import ModelSyncError
+from invokeai_py_client.local_server import LocalServer
+from invokeai_py_client.run import BatchRun, Ledger, Progress, aresume, read_manifest
+from invokeai_py_client.sweep import Sweep, SweepPlan
+from invokeai_py_client.workflow import WorkflowDefinition
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "workflows" / "lora_blank.json"
+LORA_NODE = "5b0c7a1e-3f0d-4a8e-9c41-2d6e8f1a7b30"
+
+
+def write_lora(path: Path, alpha: float = 4.0) -> Path:
+    """A tiny SD1-style LoRA file (zeros); ``alpha`` changes its content (and hash)."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors: dict[str, Any] = {}
+    for block, width in (
+        ("lora_unet_down_blocks_0_attentions_0_proj_in", 320),
+        ("lora_te_text_model_encoder_layers_0_self_attn_q_proj", 768),
+    ):
+        tensors[f"{block}.lora_down.weight"] = torch.zeros(4, width)
+        tensors[f"{block}.lora_up.weight"] = torch.zeros(width, 4)
+        tensors[f"{block}.alpha"] = torch.tensor(alpha)
+    save_file(tensors, str(path))
+    return path
+
+
+class Pair:
+    """Two started servers with clients, the tiny LoRA on both, a second one only on A."""
+
+    def __init__(self, root: Path) -> None:
+        # started one after the other (see test_batch_run: threads made later asyncio
+        # connections fail)
+        self.servers = [LocalServer(root / f"root{i}", fast=True).start() for i in range(2)]
+        self.clients = [InvokeAIClient.from_url(s.url) for s in self.servers]
+        shared = write_lora(root / "tiny_lora.safetensors")
+        self.lora: list[IvkDnnModel] = []
+        for c in self.clients:
+            job = c.dnn_model_repo.install_model(shared)
+            assert job.model is not None
+            self.lora.append(job.model)
+        only = write_lora(root / "only_a_lora.safetensors", alpha=8.0)
+        job = self.clients[0].dnn_model_repo.install_model(only)
+        assert job.model is not None
+        self.only_a = job.model
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def workflow(self, identifier: dict[str, Any]) -> Any:
+        """The example bound to server A, its LoRA input set to ``identifier``."""
+        wf = self.clients[0].workflow_repo.create_workflow(WorkflowDefinition.from_file(EXAMPLE))
+        wf.get_input_value("LoRA").set_value(identifier)
+        return wf
+
+    def queue_items(self, url: str) -> list[dict[str, Any]]:
+        data = httpx.get(f"{url}/api/v1/queue/default/list_all", timeout=30).json()
+        items: list[dict[str, Any]] = data if isinstance(data, list) else data["items"]
+        return items
+
+    def sent_lora(self, url: str, item_id: int) -> dict[str, Any]:
+        item = httpx.get(f"{url}/api/v1/queue/default/i/{item_id}", timeout=30).json()
+        lora: dict[str, Any] = item["session"]["graph"]["nodes"][LORA_NODE]["lora"]
+        return lora
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+        for s in self.servers:
+            s.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    p = Pair(tmp_path_factory.mktemp("two-servers"))
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def test_plan_with_models_swaps_graph_workflow_and_values() -> None:
+    old = {"key": "k-a", "hash": "blake3:aa", "name": "tiny", "base": "sd-1", "type": "lora"}
+    new = {"key": "k-b", "hash": "blake3:aa", "name": "tiny", "base": "sd-1", "type": "lora"}
+    main = {
+        "key": "m",
+        "hash": "h",
+        "name": "x",
+        "base": "sdxl",
+        "type": "main",
+        "submodel_type": "vae",
+    }
+    template = {
+        "batch": {
+            "graph": {
+                "nodes": {
+                    "n1": {"id": "n1", "type": "lora_selector", "lora": dict(old), "weight": 1},
+                    "n2": {"loras": [{"lora": dict(old), "weight": 0.5}], "vae": dict(main)},
+                }
+            },
+            "workflow": {"nodes": [{"data": {"inputs": {"lora": {"value": dict(old)}}}}]},
+        }
+    }
+    from invokeai_py_client.sweep import AxisSpec
+
+    axis = AxisSpec("W", "W", 1, "n3", "width", (32, 64), (32, 64), 0)
+    plan = SweepPlan(template=template, axes=[axis])
+    refs = model_refs(plan, {("n1", "lora"): (0, "LoRA")})
+    assert [(r.key, r.index, r.label) for r in refs] == [
+        ("k-a", 0, "LoRA"),
+        ("m", -1, "n2.vae"),
+    ]
+    swapped = plan.with_models({"k-a": new, "m": {**main, "key": "m2", "submodel_type": None}})
+    nodes = swapped.template["batch"]["graph"]["nodes"]
+    assert nodes["n1"]["lora"] == new and nodes["n2"]["loras"][0]["lora"] == new
+    assert nodes["n2"]["vae"]["key"] == "m2" and nodes["n2"]["vae"]["submodel_type"] == "vae"
+    wf_value = swapped.template["batch"]["workflow"]["nodes"][0]["data"]["inputs"]["lora"]
+    assert wf_value["value"] == new
+    assert plan.template["batch"]["graph"]["nodes"]["n1"]["lora"] == old  # the original kept
+    assert swapped.subset([1]).with_models({}).payload()["batch"]["data"][0][0]["items"] == [64]
+
+    # by hash, then by name and type; never by base alone (another model is not the same)
+    def model(key: str, name: str, hash_: str, base: str = "sd-1") -> IvkDnnModel:
+        return IvkDnnModel(key=key, name=name, hash=hash_, base=base, type="lora")
+
+    mapping, missing = resolve_refs(refs[:1], [model("z", "renamed", "blake3:aa")])
+    assert mapping["k-a"]["key"] == "z" and not missing
+    mapping, missing = resolve_refs(refs[:1], [model("y", "tiny", "blake3:other")])
+    assert mapping["k-a"]["key"] == "y"
+    mapping, missing = resolve_refs(refs[:1], [model("w", "another", "blake3:ww")])
+    assert not mapping and missing[0][0].key == "k-a"
+
+
+# --------------------------------------------------------------------------- two servers
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_example_is_accepted_by_the_workflow_library(pair: Pair) -> None:
+    workflow = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    from invokeai.app.services.workflow_records.workflow_records_common import (
+        WorkflowWithoutIDValidator,
+    )
+
+    assert WorkflowWithoutIDValidator.validate_python(workflow).meta.version == "4.0.0"
+    response = httpx.post(
+        f"{pair.urls[0]}/api/v1/workflows/", json={"workflow": workflow}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["workflow"]["name"] == workflow["name"]
+    assert pair.lora[0].base == "sd-1" and pair.lora[0].type == "lora"
+    assert pair.lora[0].key != pair.lora[1].key and pair.lora[0].hash == pair.lora[1].hash
+
+
+@pytest.mark.server
+@pytest.mark.slow
+async def test_each_server_is_sent_its_own_model_key_and_resume_reuses_them(
+    pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair.lora
+    wf = pair.workflow(a.to_identifier())  # the workflow holds server A's key
+    sweep = Sweep().axis("Width", list(range(16, 48)))
+    out = tmp_path / "out"
+    run = BatchRun(pair.clients, wf, sweep, out)
+
+    def stop_early(p: Progress) -> None:
+        if p.done >= 6:
+            run.cancel()
+
+    run.on_progress = stop_early
+    first = await run.arun()
+    assert first.cancelled and first.completed < 32
+
+    ledger = Ledger.open(out)
+    models = ledger.get_meta("models")
+    ledger.close()
+    assert models == {
+        pair.urls[0]: {
+            a.key: {k: a.to_identifier()[k] for k in ("key", "hash", "name", "base", "type")}
+        },
+        pair.urls[1]: {
+            a.key: {k: b.to_identifier()[k] for k in ("key", "hash", "name", "base", "type")}
+        },
+    }
+
+    listings: list[str] = []
+    real = per_server.alist_models
+
+    async def counting(client: InvokeAIClient) -> list[IvkDnnModel]:
+        listings.append(client.server_url)
+        return await real(client)
+
+    monkeypatch.setattr(per_server, "alist_models", counting)
+    done = await aresume(out)
+    assert listings == []  # the recorded mappings were used, nothing re-resolved
+    assert done.ok and done.images == 32, done
+
+    rows = read_manifest(out)
+    assert sorted(r["run_index"] for r in rows) == list(range(32))
+    assert {r["server"] for r in rows} == set(pair.urls)
+    expected = {pair.urls[0]: a.key, pair.urls[1]: b.key}
+    for r in rows:
+        sent = pair.sent_lora(r["server"], r["item_id"])
+        assert sent["key"] == expected[r["server"]], (r["server"], sent)
+        assert sent["hash"] == a.hash
+    assert len(list((out / "images").glob("*.png"))) == 32
+    for part_dir in sorted((out / "parts").iterdir()):
+        part = Ledger.open(part_dir)
+        assert part.get_meta("models") == models[part.get_meta("server")]
+        part.close()
+    run_json = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run_json["models"][pair.urls[1]][a.key]["key"] == b.key
+    assert wf.get_input_value("LoRA").key == a.key  # the handle itself is unchanged
+
+
+@pytest.mark.server
+@pytest.mark.slow
+async def test_a_model_on_neither_server_fails_before_anything_is_sent(
+    pair: Pair, tmp_path: Path
+) -> None:
+    ghost = {
+        "key": str(uuid.uuid4()),
+        "hash": "blake3:" + "e" * 64,
+        "name": "ghost_lora",
+        "base": "sd-1",
+        "type": "lora",
+    }
+    wf = pair.workflow(ghost)
+    before = [len(pair.queue_items(u)) for u in pair.urls]
+    run = BatchRun(pair.clients, wf, Sweep().axis("Width", [16, 24, 32]), tmp_path / "out")
+    with pytest.raises(ModelSyncError) as info:
+        await run.arun()
+    text = str(info.value)
+    assert "[0] 'LoRA'" in text and "ghost_lora" in text
+    assert all(u in text for u in pair.urls)
+    assert [(i, label) for i, label, _ in info.value.unresolved] == [(0, "LoRA")]
+    assert [len(pair.queue_items(u)) for u in pair.urls] == before
+    assert not (tmp_path / "out" / "ledger.sqlite").exists()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+async def test_a_model_only_one_server_has_runs_there_only(
+    pair: Pair, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wf = pair.workflow(pair.only_a.to_identifier())
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="invokeai_py_client"):
+        result = await BatchRun(
+            pair.clients, wf, Sweep().axis("Width", [16, 24, 32, 40]), out
+        ).arun()
+    assert result.ok and result.images == 4, result
+    assert any(
+        pair.urls[1] in rec.getMessage() and "only_a_lora" in rec.getMessage()
+        for rec in caplog.records
+    )
+    rows = read_manifest(out)
+    assert {r["server"] for r in rows} == {pair.urls[0]}
+    for r in rows:
+        assert pair.sent_lora(r["server"], r["item_id"])["key"] == pair.only_a.key
+    ledger = Ledger.open(out)
+    assert ledger.get_meta("models")[pair.urls[1]] is None
+    ledger.close()
