@@ -23,6 +23,7 @@ NAMES = [
     "primitives_math.json",
     "batch_width.json",
     "crop_fail.json",
+    "lora_blank.json",
 ]
 
 # (node type, field name) of each Form field, in Form order.
@@ -63,6 +64,12 @@ FORM_FIELDS = {
     "crop_fail.json": [
         ("img_crop", "width"),
         ("img_crop", "height"),
+        ("save_image", "board"),
+    ],
+    "lora_blank.json": [
+        ("lora_selector", "lora"),
+        ("lora_selector", "weight"),
+        ("blank_image", "width"),
         ("save_image", "board"),
     ],
 }
