@@ -8,6 +8,9 @@ server's processing span (first ``started_at`` to last ``completed_at``) of each
 * ``plain``: the server-limit contender alone (nobody listens to events);
 * ``events``: the same, while a separate process holds a socket.io connection subscribed to
   the queue and does nothing with the events (the cost of emitting them to a listener);
+* ``connected`` (with ``--connected``): connected to socket.io but not subscribed to the
+  queue's room (in single-user mode InvokeAI puts every socket in the ``admin`` room at
+  connect, which receives every invocation and status event anyway);
 * ``events+downloads``: the raw-client contender (events, plus one ``GET .../full`` per image).
 
 The difference between rows is what a client's mere observation costs the server on this
@@ -27,19 +30,20 @@ from compare import ROOT, _clean_env, reset_server, run_contender, server_span
 
 SUBSCRIBER = """
 import asyncio, sys, socketio
-async def main(url):
+async def main(url, subscribe):
     sio = socketio.AsyncClient()
     await sio.connect(url, socketio_path="/ws/socket.io", transports=["websocket"])
-    await sio.emit("subscribe_queue", {"queue_id": "default"})
+    if subscribe:
+        await sio.emit("subscribe_queue", {"queue_id": "default"})
     print("subscribed", flush=True)
     await asyncio.sleep(3600)
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
 """
 
 
-def with_subscriber(url: str, n: int, out: Path) -> float | None:
+def with_subscriber(url: str, n: int, out: Path, subscribe: bool = True) -> float | None:
     sub = subprocess.Popen(
-        [sys.executable, "-c", SUBSCRIBER, url],
+        [sys.executable, "-c", SUBSCRIBER, url, "1" if subscribe else "0"],
         stdout=subprocess.PIPE,
         env=_clean_env(),
         text=True,
@@ -60,11 +64,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mode", choices=("fast", "stock"), default="fast")
+    parser.add_argument(
+        "--connected",
+        action="store_true",
+        help="add a row: connected to socket.io but not subscribed to the queue's room",
+    )
     args = parser.parse_args()
     from invokeai_py_client.local_server import LocalServer
 
     out = ROOT / "out" / "bench" / "observer"
-    spans: dict[str, list[float]] = {"plain": [], "events": [], "events+downloads": []}
+    names = ["plain", "connected", "events", "events+downloads"]
+    spans: dict[str, list[float]] = {k: [] for k in names if k != "connected" or args.connected}
     with LocalServer(fast=args.mode == "fast", config={"node_cache_size": 0}) as server:
         run_contender("server_limit", 0, server.url, 10, out)
         reset_server(server.url)
@@ -75,6 +85,8 @@ def main() -> None:
                     span = server_span(server.url)
                 elif name == "events":
                     span = with_subscriber(server.url, args.n, out)
+                elif name == "connected":
+                    span = with_subscriber(server.url, args.n, out, subscribe=False)
                 else:
                     run_contender("raw_client", 0, server.url, args.n, out)
                     span = server_span(server.url)

@@ -4,8 +4,9 @@ One loop per run: send what the server has not received (in chunks when its queu
 follow the run's items by events (the server's queue items are the authority: a safety poll
 of cheap summaries and a reconcile after every reconnect), download each image as soon as its
 item completes (bounded concurrency, overlapping with generation) and commit every step to
-the ledger. Requests per item in the normal path: one download per image; per enqueue: the
-POST plus one ``item_summaries_by_ids`` per 1000 items (to read ``field_values``).
+the ledger. Downloads go through :class:`~._bulk.ImageFetcher`: bulk zips when many images
+wait (three requests for any number), single GETs otherwise. Per enqueue: the POST plus one
+``item_summaries_by_ids`` per 1000 items (to read ``field_values``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invokeai_py_client.exceptions import (
     APIError,
     InvokeAIError,
-    NotFoundError,
     RunError,
     TransportError,
 )
@@ -37,9 +37,6 @@ from invokeai_py_client.run._state import (
 )
 from invokeai_py_client.run.ledger import FileRow, ItemRow, utc_now
 from invokeai_py_client.sweep import SubsetPlan
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["Engine", "Progress"]
 
@@ -84,6 +81,7 @@ class Engine(EngineState):
             await self._await_downloads()
         finally:
             self.sub.close()
+            self.fetcher.close()
 
     async def _sleep_or_cancel(self, seconds: float) -> None:
         try:
@@ -293,6 +291,8 @@ class Engine(EngineState):
             evt = sub.get_nowait()
         if changed:
             self._save(changed.values())
+            if self.downloads:
+                self.fetcher.wake()  # the run may have nothing left to make: fetch now
 
     def _on_event(self, evt: Mapping[str, Any], changed: dict[int, ItemRow]) -> None:
         kind = evt.get("event_type")
@@ -526,54 +526,40 @@ class Engine(EngineState):
             target = self.target_name(row, node_id, k, name)
             task = asyncio.create_task(self._download(row, node_id, name, target))
             self.downloads[name] = task
+            self.dl_items[row.item_id] = self.dl_items.get(row.item_id, 0) + 1
         if not any(im["image_name"] in self.downloads for im in row.images):
             self._emit(self._row_summary(row))
 
     async def _download(self, row: ItemRow, node_id: str, image_name: str, target: str) -> None:
         try:
-            async with self.sem:
-                data = await self._get_image(image_name)
-                self._hook("mid_download")
-                path = self.images_dir / target
-                tmp = path.with_name(path.name + ".part")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-                frow = FileRow(
-                    image_name=image_name,
-                    item_id=row.item_id,
-                    run_index=int(row.run_index or 0),
-                    node_id=node_id,
-                    path=f"{IMAGES_DIR}/{target}",
-                    bytes=len(data),
-                    downloaded_at=utc_now(),
-                )
-                self.ledger.add_file(frow)
-                self.files[image_name] = frow
-                self._images += 1
-                self._refresh([row])
+            data = await self.fetcher.fetch(image_name)
+            self._hook("mid_download")
+            path = self.images_dir / target
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            frow = FileRow(
+                image_name=image_name,
+                item_id=row.item_id,
+                run_index=int(row.run_index or 0),
+                node_id=node_id,
+                path=f"{IMAGES_DIR}/{target}",
+                bytes=len(data),
+                downloaded_at=utc_now(),
+            )
+            self.ledger.add_file(frow)
+            self.files[image_name] = frow
+            self._images += 1
+            self._refresh([row])
         finally:
             self.downloads.pop(image_name, None)
+            self._download_done(row.item_id)
         if self._downloaded(row):
             self._emit(self._row_summary(row))
 
-    async def _get_image(self, image_name: str) -> bytes:
-        http = self.client.async_http()
-        delay = 0.5
-        for attempt in range(40):
-            try:
-                resp = await http.request("GET", f"/api/v1/images/i/{image_name}/full")
-                return resp.content
-            except NotFoundError:
-                raise
-            except (TransportError, APIError) as exc:
-                if attempt == 39:
-                    raise
-                log.info("download of %s failed (%s); retrying", image_name, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        raise RunError(f"could not download {image_name}")
-
     async def _await_downloads(self) -> None:
+        self.fetcher.hurry = True
+        self.fetcher.wake()
         while self.downloads:
             done = list(self.downloads.values())
             results = await asyncio.gather(*done, return_exceptions=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from invokeai_py_client.run._bulk import ImageFetcher
 from invokeai_py_client.run.ledger import FileRow, ItemRow, Ledger
 from invokeai_py_client.sweep import SubsetPlan, SweepPlan
 
@@ -52,6 +53,9 @@ class Progress:
 
 class EngineState:
     """The state of a run in progress and its counters (the base of :class:`Engine`)."""
+
+    #: fetch images in bulk zips when many wait (see :mod:`._bulk`); False: one GET each
+    bulk_downloads = True
 
     def __init__(
         self,
@@ -93,7 +97,10 @@ class EngineState:
         self.unknown_ids: set[int] = set()
         self.retry_counts: dict[int, int] = {}
         self.downloads: dict[str, asyncio.Task[None]] = {}
-        self.sem = asyncio.Semaphore(self.concurrency)
+        self.dl_items: dict[int, int] = {}  # item id -> its downloads in progress
+        self.fetcher = ImageFetcher(
+            client, concurrency=self.concurrency, bulk=self.bulk_downloads, idle=self._idle
+        )
         self.cancel_event = asyncio.Event()
         self.wake = asyncio.Event()
         self.queue_cap: int | None = None
@@ -199,6 +206,23 @@ class EngineState:
             q.put_nowait(p)
 
     # ------------------------------------------------------------------ helpers
+
+    def _download_done(self, item_id: int) -> None:
+        left = self.dl_items.get(item_id, 0) - 1
+        if left > 0:
+            self.dl_items[item_id] = left
+        else:
+            self.dl_items.pop(item_id, None)
+
+    def _idle(self) -> bool:
+        """True when every run not yet done is only waiting for its downloads (O(batches)).
+
+        Then nothing more will complete soon, and the images waiting to share a bulk zip
+        are fetched at once.
+        """
+        t = self._tally
+        open_runs = self.count - t["completed"] - t["failed"] - t["canceled"]
+        return open_runs <= len(self.dl_items) and self._sent_until() >= self.count
 
     def _downloaded(self, row: ItemRow) -> bool:
         return row.images is not None and all(im["image_name"] in self.files for im in row.images)
