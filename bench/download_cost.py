@@ -16,12 +16,20 @@ requests it made:
 * ``get1``: the same, one at a time on one keep-alive connection;
 * ``bulk``: adaptive bulk zip downloads: one ``POST /images/download`` in flight at a time,
   covering every image completed since the last one, the zip fetched on
-  ``bulk_download_complete``; single GETs when only 1-2 images are pending.
+  ``bulk_download_complete``; single GETs when only 1-2 images are pending. In practice the
+  GETs keep up with a fast server, so this never builds a zip: it behaves as ``get1``;
+* ``bulkK`` (e.g. ``bulk16``): images wait until K are pending (or the oldest waited 1 s, or
+  all N are known), then go as one zip (single GETs for fewer than 3).
+
+Besides the span it prints the server process's CPU seconds during each run (user + system,
+``/proc``; the server's own work, less sensitive to other load on the machine than the
+span).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -180,11 +188,26 @@ def _last_completed(url: str) -> float:
     return max(_server_ts(r["completed_at"]) for r in rows if r.get("completed_at"))
 
 
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by the process ``pid`` and its children."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    kids = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return total + sum(server_cpu(int(k)) for k in kids)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--strategies", default="plain,events,get4,get1,bulk")
+    parser.add_argument("--strategies", default="plain,events,get4,get1,bulk16,bulk64")
     args = parser.parse_args()
     from invokeai_py_client.local_server import LocalServer
 
@@ -192,28 +215,43 @@ def main() -> None:
     out = ROOT / "out" / "bench" / "download_cost"
     names = args.strategies.split(",")
     spans: dict[str, list[float]] = {name: [] for name in names}
+    cpus: dict[str, list[float]] = {name: [] for name in names}
     with LocalServer(fast=True, config={"node_cache_size": 0}) as server:
         run_contender("server_limit", 0, server.url, 10, out)
         reset_server(server.url)
         for _ in range(args.rounds):
             for name in names:
                 info = ""
+                cpu0 = server_cpu(server.pid)
                 if name == "plain":
                     run_contender("server_limit", 0, server.url, args.n, out)
                     span = server_span(server.url)
                 else:
                     span, info = with_downloader(server.url, args.n, name, out)
+                cpu = server_cpu(server.pid) - cpu0
+                cpus[name].append(cpu)
                 reset_server(server.url)
                 if span is not None:
                     spans[name].append(span)
-                print(f"[download_cost] {name}: {span:.2f} s {info}", file=sys.stderr)
+                print(
+                    f"[download_cost] {name}: span {span:.2f} s, server CPU {cpu:.2f} s {info}",
+                    file=sys.stderr,
+                )
     base = statistics.median(spans[names[0]])
-    print(f"| fast server, N = {args.n} | server span s (median) | ÷ {names[0]} | per round |")
-    print("|---|---:|---:|---|")
+    cpu_base = statistics.median(cpus[names[0]])
+    print(
+        f"| fast server, N = {args.n} | server span s (median) | ÷ {names[0]} | per round "
+        f"| server CPU s (median) | ÷ {names[0]} |"
+    )
+    print("|---|---:|---:|---|---:|---:|")
     for name, values in spans.items():
         med = statistics.median(values)
+        cpu_med = statistics.median(cpus[name])
         rounds = " / ".join(f"{v:.2f}" for v in values)
-        print(f"| {name} | {med:.2f} | {med / base:.2f} | {rounds} |")
+        print(
+            f"| {name} | {med:.2f} | {med / base:.2f} | {rounds} "
+            f"| {cpu_med:.2f} | {cpu_med / cpu_base:.2f} |"
+        )
 
 
 if __name__ == "__main__":

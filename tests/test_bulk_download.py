@@ -140,7 +140,6 @@ async def test_a_zip_the_server_cannot_build_falls_back_to_single_gets(
         )
         expected = [client.images.download_image(n) for n in names]
     finally:
-        fetcher.close()
         client.images.delete_images(names)
     assert isinstance(got[-1], NotFoundError)
     assert got[:-1] == expected

@@ -6,14 +6,17 @@ one bulk download (``POST /api/v1/images/download`` with the image names, a
 ``bulk_download_complete`` event once the server has written the zip, then
 ``GET /api/v1/images/download/{zip}``, which the server deletes after sending) costs it three
 requests for any number of images. The zip is stored, not deflated (``ZipFile(..., "w")``).
+Measured server CPU per image (fast ``LocalServer``, 300 images, 2 cores): one GET 1.1 ms;
+zips of 16 / 64 / 300 images 0.5 / 0.3 / 0.2 ms.
 
 :class:`ImageFetcher` collects the image names the engine asks for and, one bulk request in
 flight at a time, fetches them:
 
-* in one bulk zip when at least :data:`BULK_MIN` are waiting;
-* else by single GETs (``concurrency`` at once) once the oldest has waited
-  :data:`MAX_WAIT` seconds, when the run has nothing left to generate (``idle()``), or for
-  the first image of the run;
+* the run's first image at once, by a single GET (a quick first result);
+* in one zip as soon as :data:`BULK_TARGET` are waiting;
+* when the oldest has waited :data:`MAX_WAIT` seconds or the run has nothing left to
+  generate (``idle()``): in one zip if at least :data:`BULK_MIN` wait, else by single GETs
+  (``concurrency`` at once);
 * by single GETs for good after the bulk endpoint refused (403 in multi-user mode for a
   forbidden image, 404/405 on a server without it, 422), and for the images of a zip that
   failed (``bulk_download_error``, no event in time, a broken zip, a missing entry).
@@ -43,19 +46,20 @@ from invokeai_py_client.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from invokeai_py_client._subscriptions import AsyncSubscription
     from invokeai_py_client.client import InvokeAIClient
 
-__all__ = ["BULK_MIN", "MAX_WAIT", "ImageFetcher"]
+__all__ = ["BULK_MIN", "BULK_TARGET", "MAX_WAIT", "ImageFetcher"]
 
 log = logging.getLogger(__name__)
 
 #: fewest waiting images fetched as one zip (fewer go by single GETs)
 BULK_MIN = 16
+#: waiting images that go as one zip at once, without waiting any longer
+BULK_TARGET = 64
 #: the most images in one zip (InvokeAI's MAX_IMAGE_BATCH_SIZE is 1000)
 BULK_MAX = 500
 #: seconds an image may wait for others to share a zip before it is fetched anyway
-MAX_WAIT = 0.5
+MAX_WAIT = 1.0
 #: seconds to wait for a zip's bulk_download_complete event (plus per image)
 ZIP_TIMEOUT = 15.0
 ZIP_TIMEOUT_PER_IMAGE = 0.05
@@ -89,10 +93,7 @@ class ImageFetcher:
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._singles: set[asyncio.Task[None]] = set()
-        self._sub: AsyncSubscription | None = None
-        self._joined = False
-        self._zips: dict[str, asyncio.Future[str]] = {}
-        self._early: dict[str, str] = {}  # zip events that came before the POST's answer
+        self._joined = -1  # the hub's connection count when the bulk room was joined
 
     # ------------------------------------------------------------------ public
 
@@ -104,7 +105,8 @@ class ImageFetcher:
             if not self._waiting:
                 self._oldest = time.monotonic()
             self._waiting[image_name] = fut
-            self._wake.set()
+            if len(self._waiting) >= BULK_TARGET:
+                self._wake.set()  # else the pump's timer (or wake()) decides
             if self._pump is None or self._pump.done():
                 self._pump = asyncio.create_task(self._run_pump())
         return await fut
@@ -112,12 +114,8 @@ class ImageFetcher:
     def wake(self) -> None:
         """Re-check whether what waits can go (call when ``idle()`` may have become true)."""
         self._wake.set()
-
-    def close(self) -> None:
-        """Stop listening for zip events (downloads in flight are left to their tasks)."""
-        if self._sub is not None:
-            self._sub.close()
-            self._sub = None
+        if self._waiting and (self._pump is None or self._pump.done()):
+            self._pump = asyncio.create_task(self._run_pump())
 
     # ------------------------------------------------------------------ pump
 
@@ -132,17 +130,21 @@ class ImageFetcher:
                 for name, fut in self._take(1).items():
                     self._single(name, fut)
                 continue
-            if self.bulk and n >= BULK_MIN and self._can_bulk():
+            age = time.monotonic() - self._oldest
+            due = self.hurry or age >= MAX_WAIT or self.idle()
+            if self.bulk and (n >= BULK_TARGET or (due and n >= BULK_MIN)) and self._can_bulk():
                 await self._zip(self._take(BULK_MAX))
                 continue
-            age = time.monotonic() - self._oldest
-            if not self.bulk or self.hurry or age >= MAX_WAIT or self.idle():
+            if due or not self.bulk:
                 for name, fut in self._take(n).items():
                     self._single(name, fut)
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), MAX_WAIT - age)
+            timer = asyncio.get_running_loop().call_later(MAX_WAIT - age, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
 
     def _drop_abandoned(self) -> None:
         for name in [k for k, f in self._waiting.items() if f.done()]:
@@ -204,7 +206,7 @@ class ImageFetcher:
         except _BulkRefused as exc:
             log.info("bulk image download unavailable (%s); downloading one by one", exc)
             self.bulk = False
-        except (InvokeAIError, zipfile.BadZipFile, OSError, TimeoutError) as exc:
+        except Exception as exc:  # error event, no event in time, a broken zip, ...
             self.stats["zip_failures"] += 1
             log.info("bulk image download failed (%s); downloading one by one", exc)
             if self.stats["zip_failures"] >= 3:
@@ -217,29 +219,40 @@ class ImageFetcher:
                 fut.set_result(data)
 
     async def _zip_bytes(self, names: list[str]) -> dict[str, bytes]:
-        await self._listen()
-        http = self.client.async_http()
+        hub = self.client.events
+        if self._joined != hub.stats["connects"]:
+            await self._join_room()
+        # listen only while a zip is being made: every event of the run would pass this filter
+        seen: dict[str, str] = {}
+        news = asyncio.Event()
+
+        def on_event(evt: Mapping[str, Any]) -> None:
+            seen[str(evt.get("bulk_download_item_name"))] = str(evt.get("event_type"))
+            news.set()
+
+        sub = hub.asubscribe(all_events=True, callback=on_event, event_filter=_bulk_event)
         try:
-            resp = await http.request("POST", f"{_IMAGES}/download", json={"image_names": names})
-        except APIError as exc:
-            if exc.status_code in _BULK_REFUSED:
-                raise _BulkRefused(f"HTTP {exc.status_code}") from exc
-            raise
-        zip_name = str((resp.json() or {}).get("bulk_download_item_name") or "")
-        if not zip_name:
-            raise _BulkRefused("no bulk_download_item_name in the answer")
-        self.stats["zips"] += 1
-        kind = self._early.pop(zip_name, None)
-        if kind is None:
-            fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            self._zips[zip_name] = fut
+            http = self.client.async_http()
             try:
-                timeout = ZIP_TIMEOUT + ZIP_TIMEOUT_PER_IMAGE * len(names)
-                kind = await asyncio.wait_for(fut, timeout)
-            finally:
-                self._zips.pop(zip_name, None)
-        if kind != "bulk_download_complete":
-            raise RunError(f"the server could not build the zip {zip_name} ({kind})")
+                resp = await http.request(
+                    "POST", f"{_IMAGES}/download", json={"image_names": names}
+                )
+            except APIError as exc:
+                if exc.status_code in _BULK_REFUSED:
+                    raise _BulkRefused(f"HTTP {exc.status_code}") from exc
+                raise
+            zip_name = str((resp.json() or {}).get("bulk_download_item_name") or "")
+            if not zip_name:
+                raise _BulkRefused("no bulk_download_item_name in the answer")
+            self.stats["zips"] += 1
+            deadline = time.monotonic() + ZIP_TIMEOUT + ZIP_TIMEOUT_PER_IMAGE * len(names)
+            while zip_name not in seen:
+                news.clear()
+                await asyncio.wait_for(news.wait(), max(0.0, deadline - time.monotonic()))
+        finally:
+            sub.close()
+        if seen[zip_name] != "bulk_download_complete":
+            raise RunError(f"the server could not build the zip {zip_name} ({seen[zip_name]})")
         resp = await http.request("GET", f"{_IMAGES}/download/{quote(zip_name, safe='')}")
         wanted = set(names)
         got: dict[str, bytes] = {}
@@ -251,49 +264,22 @@ class ImageFetcher:
         self.stats["zip_images"] += len(got)
         return got
 
-    async def _listen(self) -> None:
-        """Receive bulk download events (single-user mode sends them to a room to join)."""
-        hub = self.client.events
-        if self._sub is None:
-            self._sub = hub.asubscribe(
-                all_events=True, callback=self._on_event, event_filter=_bulk_or_hub
-            )
-            self._joined = False
-        if not self._joined:
-            await self._join_room()
-
     async def _join_room(self) -> None:
+        """Single-user mode sends bulk download events to a room: join it (per connection)."""
         hub = self.client.events
         sio, loop = getattr(hub, "_sio", None), getattr(hub, "_loop", None)
         if sio is None or loop is None:
             raise _BulkRefused("no event connection")
+        connects = hub.stats["connects"]
         call = sio.call("subscribe_bulk_download", {"bulk_download_id": _BULK_ROOM}, timeout=5)
         with contextlib.suppress(Exception):  # an old server may not acknowledge
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, loop))
-        self._joined = True
-
-    def _on_event(self, evt: Mapping[str, Any]) -> None:
-        kind = str(evt.get("event_type"))
-        if kind in ("hub_reconnected", "hub_disconnected"):
-            self._joined = False  # rooms are per connection: join again before the next zip
-            return
-        if kind not in ("bulk_download_complete", "bulk_download_error"):
-            return
-        name = str(evt.get("bulk_download_item_name") or "")
-        fut = self._zips.get(name)
-        if fut is None:
-            # maybe ours, before the POST's answer; or another client's (bounded)
-            self._early[name] = kind
-            while len(self._early) > 64:
-                del self._early[next(iter(self._early))]
-        elif not fut.done():
-            fut.set_result(kind)
+        self._joined = connects
 
 
 class _BulkRefused(InvokeAIError):
     """The server will not do bulk downloads for this client."""
 
 
-def _bulk_or_hub(evt: Mapping[str, Any]) -> bool:
-    kind = evt.get("event_type")
-    return isinstance(kind, str) and (kind.startswith("bulk_download_") or kind.startswith("hub_"))
+def _bulk_event(evt: Mapping[str, Any]) -> bool:
+    return evt.get("event_type") in ("bulk_download_complete", "bulk_download_error")

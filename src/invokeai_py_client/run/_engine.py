@@ -81,7 +81,6 @@ class Engine(EngineState):
             await self._await_downloads()
         finally:
             self.sub.close()
-            self.fetcher.close()
 
     async def _sleep_or_cancel(self, seconds: float) -> None:
         try:
