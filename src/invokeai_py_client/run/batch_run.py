@@ -246,8 +246,13 @@ class BatchRun:
             ledger.close()
 
     async def _arun_multi(self) -> RunResult:
+        from invokeai_py_client.run._multi_drive import drive_multi
+
+        return await drive_multi(await self._make_multi())
+
+    async def _make_multi(self) -> MultiRun:
         from invokeai_py_client.dnn_model.per_server import model_input_labels, resolve_servers
-        from invokeai_py_client.run.multi import MultiRun, _drive_multi
+        from invokeai_py_client.run.multi import MultiRun
 
         labels = model_input_labels(self.handle)
         # each server's own model keys, before anything is written or sent
@@ -267,7 +272,7 @@ class BatchRun:
         self._multi = multi
         if self._cancel_requested:
             multi.cancel_event.set()
-        return await _drive_multi(multi)
+        return multi
 
     def submit(self) -> RunResult:
         """Send the whole run to the server and return without following it (blocking).
@@ -287,8 +292,12 @@ class BatchRun:
 
         Returns the :class:`RunResult` at the time of return (``remaining`` is what the
         server still has to do; ``cancelled`` is False unless :meth:`cancel` was called).
-        Only for a run on one server: a run over several servers hands its parts out as
-        servers free up, so it raises :class:`~invokeai_py_client.exceptions.RunError`.
+
+        With several clients the model inputs are resolved on each server first, then the
+        whole plan is cut into parts at once and shared out so that the servers' queues end
+        as even as possible (items other users left there count); every part is sent as
+        above, and it returns when all of them are queued. ``resume`` follows every part
+        on its server.
 
         Example::
 
@@ -298,25 +307,17 @@ class BatchRun:
             result = resume("out/night")  # later: waits for them, every image on disk
             result.ok
         """
-        if len(self.clients) > 1:
-            raise RunError(
-                "submit() needs a run on one server: a run over several servers gives out "
-                "its parts as the servers free up; submit one BatchRun per server instead"
-            )
         self.leave_running_on_cancel = True
+        if len(self.clients) > 1:
+            from invokeai_py_client.run._multi_drive import submit_multi
+
+            try:
+                return await submit_multi(await self._make_multi())
+            finally:
+                self._ended = True
         before = self._hooks.get("after_enqueue")
-        submitted = False
-
-        def after_enqueue() -> None:
-            nonlocal submitted
-            if before is not None:
-                before()
-            ledger = self._ledger
-            if ledger is not None and ledger.sent_until() >= self.count:
-                submitted = True
-                self.cancel()
-
-        self._hooks["after_enqueue"] = after_enqueue
+        hook = SubmitHook(lambda: self._ledger, self.count, self.cancel, before)
+        self._hooks["after_enqueue"] = hook
         try:
             result = await self.arun()
         finally:
@@ -324,7 +325,7 @@ class BatchRun:
                 self._hooks.pop("after_enqueue", None)
             else:
                 self._hooks["after_enqueue"] = before
-        if submitted and result.cancelled:
+        if hook.sent and result.cancelled:
             # "cancelled" here only means: stopped following; nothing was canceled
             result = dataclasses.replace(result, cancelled=False)
         return result
@@ -384,6 +385,35 @@ class BatchRun:
             "board": self.board,
             "uploads": {},
         }
+
+
+class SubmitHook:
+    """The ``after_enqueue`` hook of a submit: once every run is sent, ``stop`` following.
+
+    ``ledger`` returns the run's ledger (``None`` before it exists); ``before`` is a hook
+    that was already there (called first). :attr:`sent` tells whether it fired.
+    """
+
+    def __init__(
+        self,
+        ledger: Callable[[], Ledger | None],
+        count: int,
+        stop: Callable[[], Any],
+        before: Callable[[], Any] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.count = count
+        self.stop = stop
+        self.before = before
+        self.sent = False
+
+    def __call__(self) -> None:
+        if self.before is not None:
+            self.before()
+        ledger = self.ledger()
+        if ledger is not None and ledger.sent_until() >= self.count:
+            self.sent = True
+            self.stop()
 
 
 def _workflow_name(handle: Any) -> str:
@@ -505,9 +535,9 @@ async def aresume(
     out = Path(out_dir)
     ledger = Ledger.open(out)
     if ledger.get_meta("multi"):
-        from invokeai_py_client.run.multi import _aresume_multi
+        from invokeai_py_client.run._multi_drive import aresume_multi
 
-        return await _aresume_multi(out, ledger, client, concurrency, on_progress)
+        return await aresume_multi(out, ledger, client, concurrency, on_progress)
     own_client = client is None
     if client is None:
         from invokeai_py_client.client import InvokeAIClient

@@ -1,13 +1,20 @@
-"""One sweep spread over several servers (a first version).
+"""One sweep spread over several servers.
 
-The plan's runs are cut into parts (a few per server); each server pulls the next part when
-it has room (two parts in flight per server, so generation and downloads overlap), so a fast
-server takes more parts than a slow one. Each part is an ordinary single-server run (its own
-ledger under ``parts/NNN/``, one ``enqueue_batch`` of its runs) writing into the shared
-``images/`` directory with the global run index in the file names. A health check watches
-every server; one that stops answering for ``dead_after`` seconds is dropped and the runs its
-parts had not finished (images not on disk) are put back for the other servers. The manifest
-records which server made each image (``server``).
+The plan's runs are handed out in parts. A server takes its next part when it has room (up
+to two parts in flight, so generation and downloads overlap), and the part is sized from the
+runs nobody has taken yet, the servers still in the run and the server's observed
+throughput, so parts shrink toward the end and a slow server gets small ones (see
+:mod:`._multi_sched`; ``part_size`` gives fixed parts instead). Items other users left on a
+server's queue count too: such a server waits while another one is free. Each part is an
+ordinary single-server run (its own ledger under ``parts/NNN/``, one ``enqueue_batch`` of its
+runs) writing into the shared ``images/`` directory with the global run index in the file
+names. A health check watches every server; one that stops answering for ``dead_after``
+seconds is dropped and the runs its parts had not finished (images not on disk) are put back
+for the other servers. The manifest records which server made each image (``server``).
+
+``BatchRun.submit()`` with several clients (:func:`._multi_drive.submit_multi`) cuts the
+whole plan into parts at once, shared out so that the servers' queues end as even as
+possible, sends every part and returns, leaving the items queued.
 
 ``resume(out_dir)`` reopens every part: parts still running are resumed on their server
 (or given to the others when it is gone), runs no part finished are sent again.
@@ -31,8 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -43,19 +48,25 @@ from typing import TYPE_CHECKING, Any
 from invokeai_py_client.dnn_model.per_server import resolve_servers
 from invokeai_py_client.exceptions import InvokeAIError, RunError
 from invokeai_py_client.run._engine import Engine
+from invokeai_py_client.run._multi_sched import (
+    MAX_PART,
+    Throughput,
+    may_pull,
+    next_part_size,
+)
 from invokeai_py_client.run._state import TERMINAL, Progress
 from invokeai_py_client.run.ledger import FileRow, ItemRow, Ledger
 from invokeai_py_client.sweep import SubsetPlan, SweepPlan
 
 if TYPE_CHECKING:
     from invokeai_py_client.client import InvokeAIClient
-    from invokeai_py_client.run.batch_run import RunResult
 
 __all__ = ["MultiRun"]
 
 log = logging.getLogger(__name__)
-PARTS_PER_SERVER = 4
 SLOTS_PER_SERVER = 2
+#: seconds a server's queue depth reading is reused
+DEPTH_TTL = 0.5
 
 
 @dataclass(slots=True)
@@ -77,6 +88,10 @@ class _Server:
     failing_since: float | None = None
     uploads: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] | None = None  # None: not resolved (yet) / unusable
+    throughput: Throughput = field(default_factory=Throughput)
+    foreign: int = 0  # other items pending / running on its queue (last reading)
+    depth_at: float = -1e9  # when that was read (monotonic)
+    depth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class MultiRun:
@@ -85,7 +100,9 @@ class MultiRun:
     ``meta`` is the run's ledger meta (run id, plan, output nodes...). ``models`` is each
     server's model mapping from :func:`~invokeai_py_client.dnn_model.per_server.resolve_servers`
     (by URL; ``None``: the server cannot run the plan and gets no parts); servers missing
-    from it are resolved when :meth:`run` starts (also on resume).
+    from it are resolved when :meth:`run` starts (also on resume). ``part_size`` gives
+    fixed parts of that many runs (both slots of a server pulling freely, as before adaptive
+    sizing); by default parts are sized by :mod:`._multi_sched`.
     """
 
     def __init__(
@@ -111,12 +128,8 @@ class MultiRun:
         self.on_progress = on_progress
         self.leave_running = leave_running_on_cancel
         self.dead_after = dead_after
-        size = part_size or math.ceil(plan.count / (len(self.servers) * PARTS_PER_SERVER))
-        self.part_size = max(1, min(size, 1000))
-        self.queue: deque[list[int]] = deque(
-            list(range(lo, min(lo + self.part_size, plan.count)))
-            for lo in range(0, plan.count, self.part_size)
-        )
+        self.part_size = None if part_size is None else max(1, min(part_size, MAX_PART))
+        self.todo: deque[int] = deque(range(plan.count))  # runs no part has (yet)
         self.parts: list[_Part] = []
         self.cancel_event = asyncio.Event()
         self.cancelled = False
@@ -199,10 +212,7 @@ class MultiRun:
             if row.status == "failed" or (row.status == "completed" and files)
         }
         owned = {r for p in self.parts if p.state == "running" for r in p.runs}
-        left = [r for r in range(self.plan.count) if r not in finished and r not in owned]
-        self.queue = deque(
-            left[i : i + self.part_size] for i in range(0, len(left), self.part_size)
-        )
+        self.todo = deque(r for r in range(self.plan.count) if r not in finished and r not in owned)
         self._save_parts()
         # outcomes of parts that will not run again count from the start
         for row, files, _ in self.merged([p for p in self.parts if p.state != "running"]).values():
@@ -332,14 +342,11 @@ class MultiRun:
             for t in monitors + workers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
-        if self.queue and not self.cancel_event.is_set():
-            raise RunError(
-                f"every server stopped answering; {sum(len(q) for q in self.queue)} runs were "
-                "not made"
-            )
+        if self.todo and not self.cancel_event.is_set():
+            raise RunError(f"every server stopped answering; {len(self.todo)} runs were not made")
 
     def _busy(self) -> bool:
-        return bool(self.queue) or any(p.state == "running" for p in self.parts)
+        return bool(self.todo) or any(p.state == "running" for p in self.parts)
 
     async def _worker(self, server: _Server) -> None:
         while self._busy() and not self.cancel_event.is_set():
@@ -349,12 +356,81 @@ class MultiRun:
             if mine:
                 await self._run_part(server, mine.pop(0), resumed=True)
                 continue
-            if not self.queue:
+            if not self.todo or not await self._may_pull(server) or not self.todo:
                 await asyncio.sleep(0.2)  # another server may still give work back
                 continue
-            runs = self.queue.popleft()
+            runs = [self.todo.popleft() for _ in range(self._next_size(server))]
             part = self._new_part(server, runs)
             await self._run_part(server, part)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _live(self) -> list[_Server]:
+        return [s for s in self.servers if not s.dead and s.models is not None]
+
+    def _own(self, server: _Server) -> int:
+        """Runs of this run the server still has to make (sent or not, not yet ended)."""
+        n = 0
+        for p in self.parts:
+            if p.url != server.url or p.state != "running":
+                continue
+            e = p.engine
+            if e is None:
+                n += len(p.runs)
+                continue
+            ended = sum(1 for iid in e.run_item.values() if e.items[iid].status in TERMINAL)
+            n += max(0, e.count - ended)
+        return n
+
+    def _finished(self, server: _Server) -> int:
+        """Runs the server finished in this process (completed or failed)."""
+        n = 0
+        for p in self.parts:
+            if p.url == server.url and p.engine is not None:
+                c = p.engine.counts()
+                n += max(0, c["completed"] + c["failed"] - p.engine.done_at_start)
+        return n
+
+    def _rate(self, server: _Server, now: float) -> float | None:
+        return server.throughput.rate(self._finished(server), now)
+
+    async def _read_depth(self, server: _Server) -> None:
+        """Read how many items others left on the server's queue (reused DEPTH_TTL s)."""
+        async with server.depth_lock:  # both slots: one reading
+            if time.monotonic() - server.depth_at < DEPTH_TTL:
+                return
+            try:
+                status = await server.client.queue.aqueue_status()
+            except InvokeAIError as exc:
+                log.info("queue status of %s: %s", server.url, exc)
+                return
+            finally:
+                server.depth_at = time.monotonic()
+            q = status.get("queue") or status
+            total = int(q.get("pending", 0)) + int(q.get("in_progress", 0))
+            server.foreign = max(0, total - self._own(server))
+
+    async def _may_pull(self, server: _Server) -> bool:
+        """Whether the server takes another part now (see :mod:`._multi_sched`)."""
+        if self.part_size is not None:
+            return True
+        await self._read_depth(server)
+        others_idle = any(o is not server and o.foreign == 0 for o in self._live())
+        return may_pull(
+            self._own(server),
+            server.foreign,
+            self._rate(server, time.monotonic()),
+            others_idle=others_idle,
+            has_part=server.throughput.in_flight > 0,
+        )
+
+    def _next_size(self, server: _Server) -> int:
+        if self.part_size is not None:
+            return min(self.part_size, len(self.todo))
+        now = time.monotonic()
+        rates = {s.url: self._rate(s, now) for s in self._live()}
+        rates.setdefault(server.url, self._rate(server, now))
+        return next_part_size(len(self.todo), rates, server.url)
 
     def _new_part(self, server: _Server, runs: list[int]) -> _Part:
         number = len(self.parts)
@@ -378,7 +454,8 @@ class MultiRun:
         self._save_parts()
         return part
 
-    async def _run_part(self, server: _Server, part: _Part, *, resumed: bool = False) -> None:
+    async def _prepare(self, server: _Server, part: _Part) -> SweepPlan | None:
+        """The part's plan for its server (images uploaded, its model keys); None: given back."""
         from invokeai_py_client.run.batch_run import _upload_images
 
         try:
@@ -388,10 +465,22 @@ class MultiRun:
             if models is None:  # a part written before models were resolved per server
                 models = server.models or {}
                 part.ledger.set_meta("models", models)
-            plan = plan.with_models(models)
+            return plan.with_models(models)
         except InvokeAIError as exc:
             log.warning("server %s: upload failed (%s); giving the part back", server.url, exc)
             self._give_back(part, part.runs)
+            return None
+
+    async def _run_part(self, server: _Server, part: _Part, *, resumed: bool = False) -> None:
+        server.throughput.begin(time.monotonic())
+        try:
+            await self._follow_part(server, part, resumed=resumed)
+        finally:
+            server.throughput.end(time.monotonic())
+
+    async def _follow_part(self, server: _Server, part: _Part, *, resumed: bool) -> None:
+        plan = await self._prepare(server, part)
+        if plan is None:
             return
         engine = Engine(
             server.client,
@@ -448,7 +537,7 @@ class MultiRun:
             log.info(
                 "moving %d unfinished runs of part %d to other servers", len(runs), part.number
             )
-            self.queue.appendleft(runs)
+            self.todo.extendleft(reversed(runs))
 
     async def _watch(self, server: _Server) -> None:
         http = None
@@ -479,79 +568,3 @@ class MultiRun:
         from invokeai_py_client.run.manifest import write_merged
 
         return write_merged(self.out_dir, self.ledger, self.plan, self.merged())
-
-
-async def _drive_multi(multi: MultiRun) -> RunResult:
-    """Run a :class:`MultiRun`; on cancel stop cleanly; write the merged outputs."""
-    from invokeai_py_client.run.batch_run import RunResult
-
-    interrupted = False
-    try:
-        await multi.run()
-    except asyncio.CancelledError:
-        interrupted = True
-        multi.cancel_event.set()
-    except InvokeAIError:
-        multi.ledger.close()
-        for part in multi.parts:
-            part.ledger.close()
-        raise
-    try:
-        if multi.cancel_event.is_set():
-            multi.cancelled = True
-            await asyncio.shield(multi.stop())
-        path = multi.write_outputs()
-        c = multi.final_counts()
-    finally:
-        for q in multi.listeners:
-            q.put_nowait(None)
-        multi.ledger.close()
-        for part in multi.parts:
-            part.ledger.close()
-    if interrupted:
-        raise asyncio.CancelledError
-    return RunResult.from_counts(multi.out_dir, c, path, multi.cancelled)
-
-
-async def _aresume_multi(
-    out: Path,
-    ledger: Ledger,
-    client: InvokeAIClient | None,
-    concurrency: int,
-    on_progress: Callable[[Progress], Any] | None,
-) -> RunResult:
-    """Resume a run spread over several servers (the recorded ones; ``client`` replaces
-    the first)."""
-    from invokeai_py_client.client import InvokeAIClient
-
-    urls = [str(u) for u in ledger.get_meta("servers") or []]
-    api_key = os.environ.get("INVOKEAI_API_KEY") or None
-    own = [InvokeAIClient.from_url(u, api_key=api_key) for u in urls[1 if client else 0 :]]
-    clients = ([client] if client is not None else []) + own
-    try:
-        plan = SweepPlan.from_dict(ledger.get_meta("plan"))
-        meta = {
-            k: ledger.get_meta(k)
-            for k in ("run_id", "destination", "server", "workflow", "workflow_name")
-        }
-        meta.update(
-            plan=ledger.get_meta("plan"),
-            output_nodes=ledger.get_meta("output_nodes"),
-            board=ledger.get_meta("board"),
-            sweep=ledger.get_meta("sweep"),
-            created_at=ledger.get_meta("created_at"),
-            uploads={},
-        )
-        multi = MultiRun(
-            clients,
-            plan,
-            out,
-            meta,
-            concurrency=concurrency,
-            on_progress=on_progress,
-            ledger=ledger,
-        )
-        return await _drive_multi(multi)
-    finally:
-        for c in own:
-            c.close()
