@@ -6,8 +6,11 @@ one bulk download (``POST /api/v1/images/download`` with the image names, a
 ``bulk_download_complete`` event once the server has written the zip, then
 ``GET /api/v1/images/download/{zip}``, which the server deletes after sending) costs it three
 requests for any number of images. The zip is stored, not deflated (``ZipFile(..., "w")``).
-Measured server CPU per image (fast ``LocalServer``, 300 images, 2 cores): one GET 1.1 ms;
-zips of 16 / 64 / 300 images 0.5 / 0.3 / 0.2 ms.
+Measured on a fast ``LocalServer`` (2 cores, 300 images): server CPU per image on an idle
+server, one GET 1.1 ms, zips of 16 / 64 / 300 images 0.5 / 0.3 / 0.2 ms; while it generates
+(``bench/download_cost.py``), one GET per image added ~20 % to the server's CPU and span
+of the batch, zips of 16-64 images 1-10 %. A GET that arrives while the server generates
+costs it far more than on an idle server (GIL hand-overs): wait, and fetch many at once.
 
 :class:`ImageFetcher` collects the image names the engine asks for and, one bulk request in
 flight at a time, fetches them:
@@ -105,8 +108,7 @@ class ImageFetcher:
             if not self._waiting:
                 self._oldest = time.monotonic()
             self._waiting[image_name] = fut
-            if len(self._waiting) >= BULK_TARGET:
-                self._wake.set()  # else the pump's timer (or wake()) decides
+            self._wake.set()
             if self._pump is None or self._pump.done():
                 self._pump = asyncio.create_task(self._run_pump())
         return await fut

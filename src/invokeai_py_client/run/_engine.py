@@ -290,8 +290,6 @@ class Engine(EngineState):
             evt = sub.get_nowait()
         if changed:
             self._save(changed.values())
-            if self.downloads:
-                self.fetcher.wake()  # the run may have nothing left to make: fetch now
 
     def _on_event(self, evt: Mapping[str, Any], changed: dict[int, ItemRow]) -> None:
         kind = evt.get("event_type")

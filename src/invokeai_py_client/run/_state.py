@@ -159,6 +159,8 @@ class EngineState:
         rows = list(rows)
         self.ledger.upsert_items(rows)
         self._refresh(rows)
+        if self.downloads:
+            self.fetcher.wake()  # the run may have nothing left to make: fetch what waits
 
     def counts(self) -> dict[str, int]:
         """Runs by outcome: completed (all images on disk), failed, canceled, remaining."""
