@@ -337,13 +337,31 @@ def test_detach_then_cancel_then_one_resume_reruns_the_canceled_runs(
     assert summary["ok"] is True and summary["completed"] == summary["total"] == 60
     assert len(list((out / "images").glob("*.png"))) == 60
 
-    # --detach with several servers is refused before anything is sent
-    two = ivk(
-        *args, "--detach", "--out", tmp_path / "two", "--server", server.url,
-        "--server", server.url,
-    )  # fmt: skip
-    assert two.returncode == 2 and "--detach needs a single --server" in two.stderr
-    assert not (tmp_path / "two").exists()
+
+@pytest.mark.server
+def test_detach_over_two_servers_then_resume_collects_from_both(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "two"
+    args = ("run", BLUR, "--sweep", "Width=8:86:2", "--sweep", "Blur Radius=0.5")
+    before = queue_total(server.url)
+    with LocalServer(tmp_path / "second-root", fast=True) as second:
+        res = ivk(
+            *args, "--detach", "--json", "--out", out, "--server", server.url,
+            "--server", second.url,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        summary = json_lines(res.stdout)[-1]
+        assert summary["ok"] is True and summary["detached"] is True and summary["total"] == 40
+        sent = [queue_total(server.url) - before, queue_total(second.url)]
+        assert sum(sent) == 40 and min(sent) > 0  # both servers got a share, nothing twice
+        assert not list((out / "images").glob("*.png"))  # detached: nothing downloaded yet
+
+        done = ivk("resume", out, "--json", url=server.url)
+        assert done.returncode == 0, done.stdout + done.stderr
+        final = json_lines(done.stdout)[-1]
+        assert final["ok"] is True and final["completed"] == final["total"] == 40
+    assert len(list((out / "images").glob("*.png"))) == 40
 
 
 @pytest.mark.server

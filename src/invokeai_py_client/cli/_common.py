@@ -167,7 +167,8 @@ def report_error(err: CliError) -> None:
 def server_urls(given: list[str] | None) -> list[str]:
     """``--server`` values, else ``INVOKEAI_URL``, else ``http://127.0.0.1:9090``."""
     if given:
-        return [u.strip() for u in given if u.strip()]
+        # the same server named twice is one server (its queue would be counted twice)
+        return list(dict.fromkeys(u.strip().rstrip("/") for u in given if u.strip()))
     env = os.environ.get("INVOKEAI_URL", "").strip()
     return [env or DEFAULT_URL]
 

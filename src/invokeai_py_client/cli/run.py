@@ -106,11 +106,6 @@ def run(
         raise CliError(
             f"{out_dir} already holds a run; resume it (ivk resume {out_dir}) or pick a new --out"
         )
-    if detach and not dry_run and len(servers) > 1:
-        raise CliError(
-            "--detach needs a single --server: a run over several servers hands out its parts "
-            "as the servers free up (detach one `ivk run` per server instead)"
-        )
 
     if dry_run:
         url = explicit_server(server)
