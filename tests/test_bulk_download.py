@@ -263,3 +263,91 @@ def test_killed_while_writing_a_zip_then_resume_fetches_the_rest(
     result = resume(out, client=client)
     assert result.ok and result.images == RUNS, result
     check_run(client, out)
+
+
+@pytest.mark.server
+async def test_the_bulk_room_is_joined_again_after_a_reconnect(
+    client: InvokeAIClient, patient: None, requests_log: Counter[tuple[str, str]]
+) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "blue").save(png, format="PNG")
+    names = [
+        client.images.upload_image(png.getvalue(), is_intermediate=True).image_name
+        for _ in range(2 * _bulk.BULK_MIN)
+    ]
+    half = _bulk.BULK_MIN
+    hub = client.events
+    assert hub.wait_connected(10)
+    before = hub.stats["connects"]
+    fetcher = _bulk.ImageFetcher(client, idle=lambda: True)
+    fetcher._started = True  # all of them wait for one zip
+    first = await asyncio.gather(*(fetcher.fetch(n) for n in names[:half]))
+    assert fetcher._joined and fetcher.stats["zips"] == 1
+
+    hub.drop_connection()  # the zips go on over the new socket
+    deadline = time.monotonic() + 20
+    while hub.stats["connects"] == before and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert hub.stats["connects"] > before and hub.wait_connected(10)
+    zips = fetcher.stats["zips"]
+    again = await asyncio.gather(*(fetcher.fetch(n) for n in names[half:]))
+    # the zip's completion event reached the new socket: no fallback to single GETs
+    assert fetcher.stats["zips"] == zips + 1 and fetcher.stats["zip_failures"] == 0
+    assert fetcher.stats["gets"] == 0
+    assert first[0] == client.images.download_image(names[0])
+    assert again[-1] == client.images.download_image(names[-1])
+
+
+def test_images_that_come_slowly_are_not_held_back_for_a_zip() -> None:
+    fetcher = _bulk.ImageFetcher.__new__(_bulk.ImageFetcher)
+    fetcher.bulk = True
+    fetcher._gap = None  # no rate measured yet: nothing to wait for
+    assert not fetcher._zip_soon(1, 0.0)
+    fetcher._gap = 0.5  # a stock server: two images a second, a zip would never fill
+    assert not fetcher._zip_soon(1, 0.0)
+    fetcher._gap = 0.02  # a fast server: fifty a second, a zip fills within the wait
+    assert fetcher._zip_soon(1, 0.0)
+    assert not fetcher._zip_soon(1, _bulk.MAX_WAIT - 0.1)  # too little time left to fill
+    fetcher.bulk = False
+    assert not fetcher._zip_soon(100, 0.0)
+
+
+@pytest.mark.server
+def test_a_joined_room_is_joined_again_after_a_reconnect(client: InvokeAIClient) -> None:
+    # single-user InvokeAI sends bulk download events to the room "default", which is also
+    # the default queue's room; a hub on another queue only gets them through join_room
+    from invokeai_py_client.events import EventHub
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "green").save(png, format="PNG")
+    name = client.images.upload_image(png.getvalue(), is_intermediate=True).image_name
+    hub = EventHub(client, queue_id=f"elsewhere-{time.time_ns()}")
+    try:
+        hub.join_room("subscribe_bulk_download", {"bulk_download_id": "default"}).result(10)
+        assert hub.wait_connected(10)
+        before = hub.stats["connects"]
+        hub.drop_connection()
+        deadline = time.monotonic() + 20
+        while hub.stats["connects"] == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hub.stats["connects"] > before
+        with hub.subscribe(all_events=True) as sub:
+            answer = client.http.request(
+                "POST", "/api/v1/images/download", json={"image_names": [name]}
+            ).json()
+            wanted = answer["bulk_download_item_name"]
+            seen = []
+            while time.monotonic() < deadline + 10:
+                evt = sub.get(timeout=1)
+                if evt is not None:
+                    seen.append(evt)
+                if any(
+                    e.get("bulk_download_item_name") == wanted
+                    and e["event_type"] in ("bulk_download_complete", "bulk_download_error")
+                    for e in seen
+                ):
+                    break
+        done = [e for e in seen if e.get("bulk_download_item_name") == wanted]
+        assert done and done[-1]["event_type"] == "bulk_download_complete"
+    finally:
+        hub.close()

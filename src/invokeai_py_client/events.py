@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
+import json
 import logging
 import random
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -117,6 +119,7 @@ class EventHub:
         self._by_item: dict[int, set[Subscription]] = {}
         self._by_batch: dict[str, set[Subscription]] = {}
         self._all: set[Subscription] = set()
+        self._rooms: dict[str, tuple[str, dict[str, Any]]] = {}  # extra rooms, re-joined
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sio: socketio.AsyncClient | None = None
@@ -215,6 +218,8 @@ class EventHub:
                     await sio.call("subscribe_queue", {"queue_id": self.queue_id}, timeout=5)
                 except socketio.exceptions.TimeoutError:
                     await sio.emit("subscribe_queue", {"queue_id": self.queue_id})
+                for message, payload in list(self._rooms.values()):
+                    await _join(sio, message, payload)
                 self.stats["connects"] += 1
                 self.last_error = None
                 delay = None
@@ -241,6 +246,32 @@ class EventHub:
                 self.reconnect_delay if delay is None else min(delay * 2, self.reconnect_delay_max)
             )
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+
+    def join_room(
+        self, message: str, payload: Mapping[str, Any]
+    ) -> concurrent.futures.Future[None]:
+        """Join one more socket.io room now and again after every reconnect.
+
+        ``message`` is the server's join message (e.g. ``"subscribe_bulk_download"``) and
+        ``payload`` its argument. Joining the same room twice does nothing more. The returned
+        future is done once the server acknowledged the join (at once when the socket is
+        down: the join then happens right after the next connect, before ``connected``).
+
+        Example::
+
+            hub.join_room("subscribe_bulk_download", {"bulk_download_id": "default"}).result(5)
+        """
+        key = f"{message} {json.dumps(dict(payload), sort_keys=True, default=str)}"
+        joined: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self._lock:
+            known = key in self._rooms
+            self._rooms[key] = (message, dict(payload))
+        self.start()
+        loop, sio = self._loop, self._sio
+        if known or loop is None or sio is None or not self._connected.is_set():
+            joined.set_result(None)
+            return joined
+        return asyncio.run_coroutine_threadsafe(_join(sio, message, dict(payload)), loop)
 
     def _make_on_disconnect(self, dropped: asyncio.Event) -> Callable[..., None]:
         def on_disconnect(*_args: Any) -> None:
@@ -470,6 +501,12 @@ class EventHub:
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
         return f"EventHub({self._server_url!r}, {state})"
+
+
+async def _join(sio: socketio.AsyncClient, message: str, payload: dict[str, Any]) -> None:
+    """Send a room-join message; a server that does not acknowledge it is not waited for."""
+    with contextlib.suppress(Exception):
+        await sio.call(message, payload, timeout=5)
 
 
 async def _close_socket(sio: socketio.AsyncClient) -> None:

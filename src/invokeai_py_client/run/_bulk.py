@@ -17,9 +17,11 @@ flight at a time, fetches them:
 
 * the run's first image at once, by a single GET (a quick first result);
 * in one zip as soon as :data:`BULK_TARGET` are waiting;
-* when the oldest has waited :data:`MAX_WAIT` seconds or the run has nothing left to
-  generate (``idle()``): in one zip if at least :data:`BULK_MIN` wait, else by single GETs
-  (``concurrency`` at once);
+* when the oldest has waited :data:`MAX_WAIT` seconds, the run has nothing left to
+  generate (``idle()``), or images come too slowly for :data:`BULK_MIN` of them to gather
+  within :data:`MAX_WAIT` (so on a slow server each image is fetched as soon as it is
+  made): in one zip if at least :data:`BULK_MIN` wait, else by single GETs (``concurrency``
+  at once);
 * by single GETs for good after the bulk endpoint refused (403 in multi-user mode for a
   forbidden image, 404/405 on a server without it, 422), and for the images of a zip that
   failed (``bulk_download_error``, no event in time, a broken zip, a missing entry).
@@ -31,7 +33,6 @@ failed or partial zip never leaves a file behind: the engine writes each image a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import time
@@ -96,7 +97,9 @@ class ImageFetcher:
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._singles: set[asyncio.Task[None]] = set()
-        self._joined = -1  # the hub's connection count when the bulk room was joined
+        self._last_ask: float | None = None
+        self._gap: float | None = None
+        self._joined = False  # the hub keeps the bulk room joined across reconnects once asked
 
     # ------------------------------------------------------------------ public
 
@@ -105,8 +108,13 @@ class ImageFetcher:
         fut = self._waiting.get(image_name)
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
+            now = time.monotonic()
+            if self._last_ask is not None:  # smoothed time between images (their rate)
+                gap = now - self._last_ask
+                self._gap = gap if self._gap is None else 0.7 * self._gap + 0.3 * gap
+            self._last_ask = now
             if not self._waiting:
-                self._oldest = time.monotonic()
+                self._oldest = now
             self._waiting[image_name] = fut
             self._wake.set()
             if self._pump is None or self._pump.done():
@@ -133,7 +141,7 @@ class ImageFetcher:
                     self._single(name, fut)
                 continue
             age = time.monotonic() - self._oldest
-            due = self.hurry or age >= MAX_WAIT or self.idle()
+            due = self.hurry or age >= MAX_WAIT or self.idle() or not self._zip_soon(n, age)
             if self.bulk and (n >= BULK_TARGET or (due and n >= BULK_MIN)) and self._can_bulk():
                 await self._zip(self._take(BULK_MAX))
                 continue
@@ -147,6 +155,17 @@ class ImageFetcher:
                 await self._wake.wait()
             finally:
                 timer.cancel()
+
+    def _zip_soon(self, waiting: int, age: float) -> bool:
+        """Whether, at the rate images come, a zip's worth will wait before ``MAX_WAIT``.
+
+        When images come slowly (a stock server: one every half second) waiting would only
+        delay them, so they are fetched at once.
+        """
+        if not self.bulk or self._gap is None:
+            return False
+        coming = (MAX_WAIT - age) / max(self._gap, 1e-3)
+        return waiting + coming >= BULK_MIN
 
     def _drop_abandoned(self) -> None:
         for name in [k for k, f in self._waiting.items() if f.done()]:
@@ -197,8 +216,7 @@ class ImageFetcher:
     # ------------------------------------------------------------------ bulk zips
 
     def _can_bulk(self) -> bool:
-        hub = self.client.events
-        return hub.connected and getattr(hub, "_sio", None) is not None
+        return self.client.events.connected
 
     async def _zip(self, batch: dict[str, asyncio.Future[bytes]]) -> None:
         """Fetch ``batch`` as one zip; whatever the zip does not deliver goes singly."""
@@ -222,8 +240,10 @@ class ImageFetcher:
 
     async def _zip_bytes(self, names: list[str]) -> dict[str, bytes]:
         hub = self.client.events
-        if self._joined != hub.stats["connects"]:
-            await self._join_room()
+        if not self._joined:  # single-user mode sends zip events to this room (kept joined)
+            room = {"bulk_download_id": _BULK_ROOM}
+            await asyncio.wrap_future(hub.join_room("subscribe_bulk_download", room))
+            self._joined = True
         # listen only while a zip is being made: every event of the run would pass this filter
         seen: dict[str, str] = {}
         news = asyncio.Event()
@@ -265,18 +285,6 @@ class ImageFetcher:
                     got[base] = zf.read(info)  # checks each entry's CRC
         self.stats["zip_images"] += len(got)
         return got
-
-    async def _join_room(self) -> None:
-        """Single-user mode sends bulk download events to a room: join it (per connection)."""
-        hub = self.client.events
-        sio, loop = getattr(hub, "_sio", None), getattr(hub, "_loop", None)
-        if sio is None or loop is None:
-            raise _BulkRefused("no event connection")
-        connects = hub.stats["connects"]
-        call = sio.call("subscribe_bulk_download", {"bulk_download_id": _BULK_ROOM}, timeout=5)
-        with contextlib.suppress(Exception):  # an old server may not acknowledge
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, loop))
-        self._joined = connects
 
 
 class _BulkRefused(InvokeAIError):
