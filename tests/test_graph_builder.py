@@ -261,6 +261,14 @@ def test_grouped_batch_nodes_zip_and_must_match() -> None:
         build_enqueue_payload(WorkflowDefinition.from_dict(bad))
 
 
+def test_batch_group_that_is_not_a_name_is_a_definition_error() -> None:
+    data = _batch_wf([("w", "width", [8, 16], "None")])
+    data["nodes"][2]["data"]["inputs"]["batch_group_id"]["value"] = [0]  # found by hypothesis
+    with pytest.raises(WorkflowDefinitionError, match="batch group of type list") as info:
+        build_enqueue_payload(WorkflowDefinition.from_dict(data))
+    assert info.value.json_path == "$.nodes[2].data.inputs.batch_group_id.value"
+
+
 def test_batch_node_without_items() -> None:
     data = _batch_wf([("w", "width", [], "None")])
     with pytest.raises(WorkflowDefinitionError, match="'w' \\(integer_batch\\) has no items"):

@@ -349,6 +349,13 @@ def _batch_data(
         if not group or group == "None":
             out.append(data)
         else:
+            if not isinstance(group, str):
+                raise WorkflowDefinitionError(
+                    f"batch node {b.node_id!r} has a batch group of type "
+                    f"{type(group).__name__} ({group!r}); it must be a group name such as "
+                    "'Group 1' or 'None'",
+                    json_path=f"$.nodes[{node.index}].data.inputs.{b.group_field}.value",
+                )
             if group not in groups:
                 groups[group] = []
                 out.append(groups[group])
