@@ -55,7 +55,11 @@ def on_progress(p):
         pause()
     if mode == "sigint" and p.done >= 3 and not calls.get("told"):
         calls["told"] = True
-        print("PAUSED", flush=True)  # the test sends SIGINT now; the run goes on meanwhile
+        print("PAUSED", flush=True)  # the test sends SIGINT now
+        # hold the run's loop until the signal is in (asyncio.run turns the first SIGINT
+        # into a cancel of the run's task, delivered when this returns): on a fast server
+        # the run could otherwise end before the signal arrives; the server goes on meanwhile
+        time.sleep(1.0)
 
 run = BatchRun(client, wf, sweep, out, on_progress=on_progress, concurrency=1)
 if mode == "before_enqueue":
