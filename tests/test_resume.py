@@ -66,6 +66,8 @@ if mode == "before_enqueue":
     run._hooks["before_enqueue"] = pause
 if mode == "lost_response":
     run._hooks["after_enqueue_post"] = pause
+if mode == "ids_unrecorded":  # the batch's item ids are committed, its item rows not yet
+    run._hooks["after_batch_sent"] = pause
 if mode == "mid_download":
     def mid_download():
         calls["n"] += 1
@@ -138,7 +140,9 @@ def check_complete(client: InvokeAIClient, out: Path, expected: int = 12) -> Non
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("mode", ["before_enqueue", "lost_response", "mid_run", "mid_download"])
+@pytest.mark.parametrize(
+    "mode", ["before_enqueue", "lost_response", "ids_unrecorded", "mid_run", "mid_download"]
+)
 def test_sigkill_then_resume(
     mode: str, server: LocalServer, client: InvokeAIClient, tmp_path: Path
 ) -> None:
@@ -150,6 +154,8 @@ def test_sigkill_then_resume(
         assert states == ["sending"]
     else:
         assert states == ["sent"]
+    if mode == "ids_unrecorded":
+        assert len(ledger.batches()[0].item_ids) == 12 and not list(ledger.items())
     if mode == "mid_download":
         assert (out / "images" / "0003_partial.png.part").exists()
         # a file that was recorded but got damaged afterwards is downloaded again

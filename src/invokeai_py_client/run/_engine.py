@@ -141,6 +141,7 @@ class Engine(EngineState):
         requested = int(result.get("requested", hi - lo))
         item_ids = [int(i) for i in result.get("item_ids") or []]
         self.ledger.batch_sent(batch_id, enqueued, item_ids)
+        self._hook("after_batch_sent")
         self._batches = {b.batch_id: b for b in self.ledger.batches()}
         self._runs_by_batch_key.pop(batch_id, None)
         if enqueued < requested:
@@ -551,6 +552,8 @@ class Engine(EngineState):
         finally:
             self.downloads.pop(image_name, None)
             self._download_done(row.item_id)
+            if not self.downloads:
+                self.sub.wake()  # the run may be done now: do not wait out an event timeout
         if self._downloaded(row):
             self._emit(self._row_summary(row))
 

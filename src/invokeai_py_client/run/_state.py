@@ -119,6 +119,11 @@ class EngineState:
             self.unreliable.add(row.item_id)
             if not row.superseded and row.run_index is not None:
                 self.run_item[row.run_index] = row.item_id
+        # a batch the server answered whose items were not recorded yet (the client stopped
+        # between the two commits): its items are adopted by the first step
+        for b in self._batches.values():
+            if b.state == "sent":
+                self.unknown_ids.update(i for i in b.item_ids if i not in self.items)
         self._outcomes: dict[int, str | None] = {}
         self._tally: dict[str, int] = {"completed": 0, "failed": 0, "canceled": 0}
         self._images = sum(1 for f in self.files.values() if f.item_id in self.items)
