@@ -300,3 +300,23 @@ async def test_many_items_on_one_socket(client: InvokeAIClient, examples_dir: Pa
     statuses = await asyncio.gather(*(one(b) for b in bodies))
     assert statuses == ["completed"] * 20
     assert hub.stats["connects"] == 1
+
+
+@pytest.mark.server
+async def test_wake_ends_a_waiting_get_with_a_wake_event(client: InvokeAIClient) -> None:
+    # what the run engine calls when its last download ends: its wait for events must end
+    # then, not at the wait's timeout
+    from invokeai_py_client._subscriptions import WAKE
+
+    sub = client.events.asubscribe(batch_ids=["no-such-batch"], keep_queue=True)
+    try:
+        waiting = asyncio.ensure_future(sub.get(timeout=600))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        sub.wake()
+        assert (await waiting) == {"event_type": WAKE}
+        assert sub.get_nowait() is None
+    finally:
+        sub.close()
+    sub.wake()  # a closed subscription ignores it
+    assert sub.get_nowait() is None

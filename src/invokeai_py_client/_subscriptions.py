@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HUB_DISCONNECTED",
     "HUB_RECONNECTED",
+    "WAKE",
     "AsyncSubscription",
     "EventCallback",
     "EventDict",
@@ -42,6 +43,8 @@ EventFilter = Callable[[EventDict], bool]
 #: Synthetic events the hub delivers to every subscription.
 HUB_DISCONNECTED = "hub_disconnected"
 HUB_RECONNECTED = "hub_reconnected"
+#: The event :meth:`AsyncSubscription.wake` queues (never sent by the server).
+WAKE = "wake"
 
 
 def as_event(event: str, data: Any) -> EventDict:
@@ -211,6 +214,19 @@ class AsyncSubscription(Subscription):
             return await asyncio.wait_for(self._aqueue.get(), timeout)
         except TimeoutError:
             return None
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`get` return now, with a ``{"event_type": "wake"}`` event.
+
+        For a consumer that waits for events *or* for news of its own (call it from the
+        loop that reads this subscription).
+
+        Example::
+
+            sub.wake()  # e.g. a download finished: re-check whether the run is done
+        """
+        if not self.closed:
+            self._aqueue.put_nowait({"event_type": WAKE})
 
     def get_nowait(self) -> EventDict | None:
         """The next event if one is waiting, else ``None``."""
