@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invokeai_py_client.exceptions import InvokeAIError, RunError
-from invokeai_py_client.run._engine import Engine
 from invokeai_py_client.run._multi_sched import MAX_PART, water_fill
 from invokeai_py_client.run._state import Progress
 from invokeai_py_client.run.ledger import Ledger
@@ -173,16 +172,7 @@ async def _send_part(multi: MultiRun, server: _Server, part: _Part) -> None:
     if plan is None:
         server.dead = True
         return
-    engine = Engine(
-        server.client,
-        part.ledger,
-        plan,
-        part.ledger.path.parent,
-        concurrency=multi.concurrency,
-        on_progress=multi._part_progress,
-        leave_running_on_cancel=True,
-        images_dir=multi.out_dir / "images",
-    )
+    engine = multi.part_engine(server, part, plan, leave_running=True)
     engine.hooks["after_enqueue"] = SubmitHook(
         lambda: part.ledger, plan.count, engine.cancel_event.set
     )

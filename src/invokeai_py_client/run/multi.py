@@ -478,19 +478,37 @@ class MultiRun:
         finally:
             server.throughput.end(time.monotonic())
 
-    async def _follow_part(self, server: _Server, part: _Part, *, resumed: bool) -> None:
-        plan = await self._prepare(server, part)
-        if plan is None:
-            return
-        engine = Engine(
+    def part_engine(
+        self,
+        server: _Server,
+        part: _Part,
+        plan: SweepPlan,
+        *,
+        leave_running: bool,
+        retry_statuses: frozenset[str] = frozenset(),
+    ) -> Engine:
+        """The engine that sends / follows ``part`` on ``server`` (images in the shared dir)."""
+        return Engine(
             server.client,
             part.ledger,
             plan,
             part.ledger.path.parent,
             concurrency=self.concurrency,
             on_progress=self._part_progress,
-            leave_running_on_cancel=self.leave_running,
+            leave_running_on_cancel=leave_running,
             images_dir=self.out_dir / "images",
+            retry_statuses=retry_statuses,
+        )
+
+    async def _follow_part(self, server: _Server, part: _Part, *, resumed: bool) -> None:
+        plan = await self._prepare(server, part)
+        if plan is None:
+            return
+        engine = self.part_engine(
+            server,
+            part,
+            plan,
+            leave_running=self.leave_running,
             retry_statuses=frozenset({"canceled"}) if resumed else frozenset(),
         )
         part.engine = engine
