@@ -50,6 +50,43 @@ class Progress:
     eta: float | None
     last: Mapping[str, Any] | None = None
 
+    @classmethod
+    def from_counts(
+        cls,
+        c: Mapping[str, int],
+        elapsed: float,
+        *,
+        finished_before: int = 0,
+        last: Mapping[str, Any] | None = None,
+    ) -> Progress:
+        """A snapshot from :func:`run_counts`; the rate leaves out ``finished_before`` runs."""
+        finished = c["completed"] + c["failed"] + c["canceled"] - finished_before
+        rate = finished / elapsed if elapsed > 0 else 0.0
+        return cls(
+            total=c["total"],
+            done=c["completed"],
+            failed=c["failed"],
+            canceled=c["canceled"],
+            remaining=c["remaining"],
+            images=c["images"],
+            elapsed=elapsed,
+            rate=rate,
+            eta=c["remaining"] / rate if rate > 0 else None,
+            last=last,
+        )
+
+
+def run_counts(total: int, done: int, failed: int, canceled: int, images: int) -> dict[str, int]:
+    """Runs by outcome (``remaining`` is what is not completed, failed or canceled)."""
+    return {
+        "total": total,
+        "completed": done,
+        "failed": failed,
+        "canceled": canceled,
+        "remaining": total - done - failed - canceled,
+        "images": images,
+    }
+
 
 class EngineState:
     """The state of a run in progress and its counters (the base of :class:`Engine`)."""
@@ -169,37 +206,15 @@ class EngineState:
 
     def counts(self) -> dict[str, int]:
         """Runs by outcome: completed (all images on disk), failed, canceled, remaining."""
-        done, failed, canceled = (
-            self._tally["completed"],
-            self._tally["failed"],
-            self._tally["canceled"],
-        )
-        return {
-            "total": self.count,
-            "completed": done,
-            "failed": failed,
-            "canceled": canceled,
-            "remaining": self.count - done - failed - canceled,
-            "images": self._images,
-        }
+        t = self._tally
+        return run_counts(self.count, t["completed"], t["failed"], t["canceled"], self._images)
 
     def progress(self, last: Mapping[str, Any] | None = None) -> Progress:
         """The current :class:`Progress`."""
-        c = self.counts()
-        elapsed = time.monotonic() - self.t0
-        finished = c["completed"] + c["failed"] + c["canceled"] - self.done_at_start
-        rate = finished / elapsed if elapsed > 0 else 0.0
-        eta = c["remaining"] / rate if rate > 0 else None
-        return Progress(
-            total=c["total"],
-            done=c["completed"],
-            failed=c["failed"],
-            canceled=c["canceled"],
-            remaining=c["remaining"],
-            images=c["images"],
-            elapsed=elapsed,
-            rate=rate,
-            eta=eta,
+        return Progress.from_counts(
+            self.counts(),
+            time.monotonic() - self.t0,
+            finished_before=self.done_at_start,
             last=last,
         )
 

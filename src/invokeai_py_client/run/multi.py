@@ -54,7 +54,7 @@ from invokeai_py_client.run._multi_sched import (
     may_pull,
     next_part_size,
 )
-from invokeai_py_client.run._state import TERMINAL, Progress
+from invokeai_py_client.run._state import TERMINAL, Progress, run_counts
 from invokeai_py_client.run.ledger import FileRow, ItemRow, Ledger
 from invokeai_py_client.sweep import SubsetPlan, SweepPlan
 
@@ -258,15 +258,7 @@ class MultiRun:
                 failed += 1
             elif row.status == "canceled":
                 canceled += 1
-        total = self.plan.count
-        return {
-            "total": total,
-            "completed": done,
-            "failed": failed,
-            "canceled": canceled,
-            "remaining": total - done - failed - canceled,
-            "images": images,
-        }
+        return run_counts(self.plan.count, done, failed, canceled, images)
 
     def counts(self) -> dict[str, int]:
         """Runs by outcome over all servers (from each part's counters: cheap)."""
@@ -285,34 +277,11 @@ class MultiRun:
             images += c["images"]
             if part.state != "abandoned":  # an abandoned part's canceled runs were moved
                 canceled += c["canceled"]
-        total = self.plan.count
-        return {
-            "total": total,
-            "completed": done,
-            "failed": failed,
-            "canceled": canceled,
-            "remaining": total - done - failed - canceled,
-            "images": images,
-        }
+        return run_counts(self.plan.count, done, failed, canceled, images)
 
     def progress(self, last: Mapping[str, Any] | None = None) -> Progress:
         """The current :class:`Progress` over all servers."""
-        c = self.counts()
-        elapsed = time.monotonic() - self.t0
-        finished = c["completed"] + c["failed"] + c["canceled"]
-        rate = finished / elapsed if elapsed > 0 else 0.0
-        return Progress(
-            total=c["total"],
-            done=c["completed"],
-            failed=c["failed"],
-            canceled=c["canceled"],
-            remaining=c["remaining"],
-            images=c["images"],
-            elapsed=elapsed,
-            rate=rate,
-            eta=c["remaining"] / rate if rate > 0 else None,
-            last=last,
-        )
+        return Progress.from_counts(self.counts(), time.monotonic() - self.t0, last=last)
 
     def _part_progress(self, p: Progress) -> None:
         if self.on_progress is None and not self.listeners:
