@@ -320,3 +320,23 @@ async def test_wake_ends_a_waiting_get_with_a_wake_event(client: InvokeAIClient)
         sub.close()
     sub.wake()  # a closed subscription ignores it
     assert sub.get_nowait() is None
+
+
+@pytest.mark.server
+async def test_a_cancel_in_the_turn_an_event_arrives_is_not_lost(client: InvokeAIClient) -> None:
+    # Python 3.11's asyncio.wait_for returns the inner result when the waiter is cancelled in
+    # the same loop turn that the result arrives, and the cancel is gone: a Ctrl-C of a
+    # BatchRun (asyncio.run cancels the main task) was swallowed so, and the run went on to the
+    # end (seen in CI). get() must raise CancelledError here.
+    sub = client.events.asubscribe(batch_ids=["no-such-batch"], keep_queue=True)
+    try:
+        waiting = asyncio.ensure_future(sub.get(timeout=600))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        sub.wake()  # the event arrives ...
+        waiting.cancel()  # ... and the cancel, before the loop runs the getter again
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        sub.close()

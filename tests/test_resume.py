@@ -38,6 +38,10 @@ from invokeai_py_client.sweep import Sweep
 from invokeai_py_client.workflow import WorkflowDefinition
 
 url, out, mode, example = sys.argv[1:5]
+# a shell (and so a CI harness) may start us with SIGINT ignored, which Python keeps: then no
+# KeyboardInterrupt and asyncio.run installs no Ctrl-C handler (ivk resets it the same way)
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def pause():
     print("PAUSED", flush=True)

@@ -210,8 +210,12 @@ class AsyncSubscription(Subscription):
         """The next event, or ``None`` after ``timeout`` seconds."""
         if not self._aqueue.empty():  # no timer, no task when an event is already there
             return self._aqueue.get_nowait()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the event when the
+        # caller is cancelled in the same loop turn that the event arrives, losing the cancel
+        # (a Ctrl-C of a run was swallowed that way)
         try:
-            return await asyncio.wait_for(self._aqueue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._aqueue.get()
         except TimeoutError:
             return None
 

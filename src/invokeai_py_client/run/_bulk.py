@@ -270,7 +270,8 @@ class ImageFetcher:
             deadline = time.monotonic() + ZIP_TIMEOUT + ZIP_TIMEOUT_PER_IMAGE * len(names)
             while zip_name not in seen:
                 news.clear()
-                await asyncio.wait_for(news.wait(), max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await news.wait()
         finally:
             sub.close()
         if seen[zip_name] != "bulk_download_complete":

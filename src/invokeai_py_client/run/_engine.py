@@ -84,7 +84,8 @@ class Engine(EngineState):
 
     async def _sleep_or_cancel(self, seconds: float) -> None:
         try:
-            await asyncio.wait_for(self.cancel_event.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):  # (not wait_for: see AsyncSubscription.get)
+                await self.cancel_event.wait()
         except TimeoutError:
             return
 
@@ -579,7 +580,8 @@ class Engine(EngineState):
         """Let running downloads finish (bounded)."""
         if self.downloads:
             try:
-                await asyncio.wait_for(self._await_downloads(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._await_downloads()
             except TimeoutError:
                 for t in list(self.downloads.values()):
                     t.cancel()

@@ -308,9 +308,9 @@ class MultiRun:
         finally:
             for t in monitors + workers:
                 t.cancel()
-            for t in monitors + workers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            # gather, not "suppress(CancelledError): await t": that would also swallow a
+            # cancel of this task arriving meanwhile
+            await asyncio.gather(*monitors, *workers, return_exceptions=True)
         if self.todo and not self.cancel_event.is_set():
             raise RunError(f"every server stopped answering; {len(self.todo)} runs were not made")
 
@@ -488,8 +488,7 @@ class MultiRun:
                 engine.cancel_event.set()
             if server.dead and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, InvokeAIError):
-                    await task
+                await asyncio.gather(task, return_exceptions=True)  # (keeps our own cancel)
                 self._give_back(part, self._unfinished(part, engine))
                 return
         try:
