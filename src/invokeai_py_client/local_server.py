@@ -12,6 +12,13 @@ Example::
     with LocalServer() as server:
         client = InvokeAIClient.from_url(server.url)
         print(client.health_check(), client.server_version)
+
+A multi-user server (InvokeAI's ``multiuser`` setting) wants a token on every request and on
+the event socket; :meth:`LocalServer.admin_token` / :meth:`LocalServer.user_token` get one
+through the server's own HTTP API::
+
+    with LocalServer(multiuser=True) as server:
+        client = InvokeAIClient.from_url(server.url, api_key=server.admin_token())
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,11 +41,14 @@ from typing import IO, Any
 
 import httpx
 
-from .exceptions import ServerStartError
+from .exceptions import AuthenticationError, InvokeAIError, ServerStartError
 
 __all__ = ["LocalServer", "find_free_port"]
 
 _RUNNING_RE = re.compile(r"running on (https?://[\w.\-]+:(\d+))", re.IGNORECASE)
+
+#: The administrator :meth:`LocalServer.admin_token` creates on a fresh multi-user server.
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
@@ -62,6 +73,10 @@ class LocalServer:
         startup_timeout: seconds to wait for ``/api/v1/app/version`` to answer.
         stop_grace: seconds between SIGINT and SIGKILL on :meth:`stop`.
         log_path: where the server's output goes (default ``<root>/invokeai-web.log``).
+        multiuser: start InvokeAI in multi-user mode (its ``multiuser`` setting): every API
+            request except a few (``/api/v1/app/version``, ``/api/v1/auth/...``) and the
+            event socket then need a token, which :meth:`admin_token` / :meth:`user_token`
+            provide.
 
     Attributes:
         url: ``http://127.0.0.1:<port>`` once started.
@@ -78,6 +93,7 @@ class LocalServer:
         startup_timeout: float = 120.0,
         stop_grace: float = 15.0,
         log_path: str | os.PathLike[str] | None = None,
+        multiuser: bool = False,
     ) -> None:
         self._given_root = Path(root) if root is not None else None
         self._given_port = port
@@ -86,6 +102,9 @@ class LocalServer:
         self.startup_timeout = startup_timeout
         self.stop_grace = stop_grace
         self._given_log = Path(log_path) if log_path is not None else None
+        self.multiuser = multiuser
+        # email -> password of the accounts made by admin_token / user_token (kept out of repr)
+        self._passwords: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp_root: str | None = None
         self._log_file: IO[bytes] | None = None
@@ -152,6 +171,8 @@ class LocalServer:
                 "IVK_PARENT_PID": str(os.getpid()),
             }
         )
+        if self.multiuser:
+            env["INVOKEAI_MULTIUSER"] = "true"
         for key, value in self.config.items():
             env[f"INVOKEAI_{key.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else (str(value))
@@ -263,6 +284,97 @@ class LocalServer:
         self._given_port = port
         return self.start()
 
+    # ------------------------------------------------------------------ multi-user tokens
+
+    def admin_token(self, email: str = DEFAULT_ADMIN_EMAIL, password: str | None = None) -> str:
+        """A token (the client's ``api_key``) for the administrator of a multi-user server.
+
+        On a server that has no administrator yet, the first call creates it through the
+        server's own setup endpoint (``POST /api/v1/auth/setup``, which only works while no
+        administrator exists) with ``password``, or a random one this object remembers.
+        Every call then logs in (``POST /api/v1/auth/login``) and returns a fresh token,
+        valid for a day. Only the server's HTTP API is used.
+
+        Raises:
+            InvokeAIError: the server was not started with ``multiuser=True``.
+            AuthenticationError: an administrator already exists and the password is unknown
+                or wrong.
+
+        Example::
+
+            with LocalServer(multiuser=True) as server:
+                client = InvokeAIClient.from_url(server.url, api_key=server.admin_token())
+        """
+        with self._auth_http() as http:
+            status = self._json(http.get("/api/v1/auth/status"))
+            if not status.get("multiuser_enabled"):
+                raise InvokeAIError(
+                    f"{self.url} is a single-user server: it needs no token "
+                    "(start it with LocalServer(multiuser=True) for one that does)"
+                )
+            if status.get("setup_required"):
+                password = password or self._passwords.get(email) or _new_password()
+                body = {"email": email, "display_name": "Administrator", "password": password}
+                self._json(http.post("/api/v1/auth/setup", json=body))
+                self._passwords[email] = password
+            return self._login(http, email, password)
+
+    def user_token(self, email: str, password: str | None = None, *, admin: bool = False) -> str:
+        """A token for the (non-administrator, unless ``admin``) user ``email``.
+
+        The first call for an email the server does not know creates the account, as the
+        administrator (:meth:`admin_token`), through ``POST /api/v1/auth/users``; every call
+        then logs in as that user and returns a fresh token.
+
+        Example::
+
+            token = server.user_token("alice@example.com")
+            alice = InvokeAIClient.from_url(server.url, api_key=token)
+        """
+        admin_key = self.admin_token()
+        with self._auth_http() as http:
+            headers = {"Authorization": f"Bearer {admin_key}"}
+            users = self._json(http.get("/api/v1/auth/users", headers=headers))
+            if not any(str(u.get("email", "")).lower() == email.lower() for u in users):
+                password = password or self._passwords.get(email) or _new_password()
+                body = {"email": email, "password": password, "is_admin": admin}
+                self._json(http.post("/api/v1/auth/users", json=body, headers=headers))
+                self._passwords[email] = password
+            return self._login(http, email, password)
+
+    def _auth_http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0, trust_env=False)
+
+    @staticmethod
+    def _json(resp: httpx.Response) -> Any:
+        if resp.status_code >= 400:
+            from ._http import error_from_response
+
+            raise error_from_response(resp)
+        return resp.json()
+
+    def _login(self, http: httpx.Client, email: str, password: str | None) -> str:
+        password = password or self._passwords.get(email)
+        if password is None:
+            raise AuthenticationError(
+                f"the account {email!r} already exists on {self.url} and its password is "
+                "unknown to this LocalServer: pass password=",
+                status_code=401,
+                method="POST",
+                url=f"{self.url}/api/v1/auth/login",
+            )
+        resp = http.post("/api/v1/auth/login", json={"email": email, "password": password})
+        if resp.status_code == 401:
+            raise AuthenticationError(
+                f"{self.url} refused the password for {email!r}",
+                status_code=401,
+                method="POST",
+                url=str(resp.request.url),
+            )
+        token = self._json(resp)["token"]
+        self._passwords[email] = password
+        return str(token)
+
     def __enter__(self) -> LocalServer:
         return self.start()
 
@@ -277,4 +389,10 @@ class LocalServer:
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
         url = f"http://127.0.0.1:{self.port}" if self.port else None
-        return f"LocalServer(url={url!r}, {state}, fast={self.fast})"
+        mode = ", multiuser=True" if self.multiuser else ""
+        return f"LocalServer(url={url!r}, {state}, fast={self.fast}{mode})"
+
+
+def _new_password() -> str:
+    """A random password that also passes InvokeAI's strict checking (upper, lower, digit)."""
+    return "Ivk-" + secrets.token_urlsafe(18) + "-a1B"
