@@ -123,8 +123,26 @@ def error_from_response(response: httpx.Response) -> APIError:
         cls = APIError
     message = f"{method} {request.url.path} failed with HTTP {status}: {_detail_text(detail)}"
     if cls is AuthenticationError:
-        message += " (check the api_key / INVOKEAI_API_KEY)"
+        message += _auth_hint(status, "authorization" in request.headers)
     return cls(message, status_code=status, detail=detail, method=method, url=url)
+
+
+def _auth_hint(status: int, key_sent: bool) -> str:
+    """What to do about a 401/403 (whether a key was sent, never the key itself)."""
+    if status == 403 and key_sent:
+        return (
+            " (the api_key was accepted, but its user may not do this: "
+            "an administrator's token is needed)"
+        )
+    if key_sent:
+        return (
+            " (the server refused the api_key: it is wrong, expired or revoked; "
+            "log in again and pass the new token as api_key= / ivk --api-key)"
+        )
+    return (
+        " (this is a multi-user server: pass a token as InvokeAIClient(..., api_key=...), "
+        "or to ivk as --api-key / INVOKEAI_API_KEY)"
+    )
 
 
 def _transport_error(exc: httpx.TransportError, method: str, url: str) -> TransportError:

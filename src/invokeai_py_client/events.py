@@ -229,6 +229,10 @@ class EventHub:
                 await self._dropped.wait()
             except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                if "namespaces failed to connect" in str(exc):
+                    # the server's connect handler said no: on InvokeAI that is a multi-user
+                    # server without (or refusing) the token
+                    self.last_error += _refused_hint(api_key)
                 log.debug("event socket connect failed: %s", self.last_error)
                 self._attempted.set()
             finally:
@@ -501,6 +505,13 @@ class EventHub:
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
         return f"EventHub({self._server_url!r}, {state})"
+
+
+def _refused_hint(api_key: str | None) -> str:
+    """Why a socket.io connect may have been refused (never the key itself)."""
+    if api_key:
+        return " (the server refused the event socket's api_key: wrong, expired or revoked?)"
+    return " (a multi-user server refuses an event socket without an api_key)"
 
 
 async def _join(sio: socketio.AsyncClient, message: str, payload: dict[str, Any]) -> None:
