@@ -29,6 +29,7 @@ from rich.console import Console
 from ..exceptions import (
     AmbiguousInputError,
     APIError,
+    AuthenticationError,
     BoardError,
     FieldValueError,
     InputNotFoundError,
@@ -138,6 +139,8 @@ def classify(exc: BaseException) -> CliError:
             exit_code=EXIT_FAILED,
             code="connection_error",
         )
+    if isinstance(exc, AuthenticationError):
+        return CliError(f"not authorized: {msg}", exit_code=EXIT_FAILED, code="auth_error")
     if isinstance(exc, APIError):
         return CliError(
             f"the server refused the request: {msg}", exit_code=EXIT_FAILED, code="server_error"
@@ -173,11 +176,24 @@ def server_urls(given: list[str] | None) -> list[str]:
     return [env or DEFAULT_URL]
 
 
+#: Where ``ivk`` (and the run / resume code it calls) finds a multi-user server's token.
+API_KEY_ENV = "INVOKEAI_API_KEY"
+
+
+def set_api_key(key: str) -> None:
+    """Use ``key`` (``ivk --api-key``) for every server this process talks to.
+
+    It goes into this process's ``INVOKEAI_API_KEY``: every client ``ivk`` makes reads it
+    there, including the ones a resumed or several-server run makes for itself.
+    """
+    os.environ[API_KEY_ENV] = key
+
+
 def make_client(url: str, *, timeout: float = 30.0) -> InvokeAIClient:
-    """A client for ``url`` with ``INVOKEAI_API_KEY`` (never printed) when it is set."""
+    """A client for ``url`` with ``INVOKEAI_API_KEY`` / ``--api-key`` (never printed) if set."""
     from ..client import InvokeAIClient
 
-    key = os.environ.get("INVOKEAI_API_KEY") or None
+    key = os.environ.get(API_KEY_ENV) or None
     try:
         return InvokeAIClient.from_url(url, api_key=key, timeout=timeout)
     except InvokeAIError as exc:

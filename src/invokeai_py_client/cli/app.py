@@ -19,6 +19,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from ._common import (
+    API_KEY_ENV,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     STATE,
@@ -26,6 +27,7 @@ from ._common import (
     classify,
     emit,
     report_error,
+    set_api_key,
     stderr,
     summary,
 )
@@ -89,10 +91,21 @@ def _root(
         is_eager=True,
         help="Print the version and exit.",
     ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar=API_KEY_ENV,
+        show_default=False,
+        metavar="TOKEN",
+        help="Token for a multi-user InvokeAI server (never printed; the environment "
+        "variable keeps it out of the process list).",
+    ),
 ) -> None:
     """Global options (before the command: ``ivk --debug run ...``)."""
     if debug:
         STATE.debug = True
+    if api_key:
+        set_api_key(api_key)
 
 
 def _register() -> None:
@@ -107,6 +120,21 @@ def _register() -> None:
 _register()
 
 
+def _api_key_first(args: list[str]) -> list[str]:
+    """Move ``--api-key TOKEN`` (or ``--api-key=TOKEN``) given after the command to the front.
+
+    It is a global option, but ``ivk run wf.json --api-key TOKEN`` should work too.
+    """
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg.startswith("--api-key=") and i > 0:
+            return [arg, *args[:i], *args[i + 1 :]]
+        if arg == "--api-key" and i > 0 and i + 1 < len(args):
+            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``ivk`` console script. Returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -115,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if "--debug" in args:
         STATE.debug = True
+    args = _api_key_first(args)
     STATE.json_mode = "--json" in args
     command = typer.main.get_command(app)
     try:
