@@ -231,6 +231,18 @@ def test_non_admin_gets_403_for_admin_only_calls(user: InvokeAIClient, user_key:
 # --------------------------------------------------------------------------- ivk
 
 
+def test_api_key_given_after_the_command_moves_to_the_front() -> None:
+    from invokeai_py_client.cli.app import _api_key_first
+
+    assert _api_key_first(["run", "wf.json", "--api-key", "T", "--json"]) == [
+        "--api-key", "T", "run", "wf.json", "--json",
+    ]  # fmt: skip
+    assert _api_key_first(["run", "--api-key=T"]) == ["--api-key=T", "run"]
+    assert _api_key_first(["--api-key", "T", "run"]) == ["--api-key", "T", "run"]
+    assert _api_key_first(["run", "--", "--api-key", "T"]) == ["run", "--", "--api-key", "T"]
+    assert _api_key_first(["run", "--api-key"]) == ["run", "--api-key"]  # click says: no value
+
+
 def test_ivk_api_key_flag_and_env(mu_server: LocalServer, user_key: str, tmp_path: Path) -> None:
     url = mu_server.url
     no_key = _ivk("queue", "status", "--server", url)
@@ -246,10 +258,11 @@ def test_ivk_api_key_flag_and_env(mu_server: LocalServer, user_key: str, tmp_pat
     assert summary["ok"] is False and summary["error_code"] == "auth_error"
     assert wrong not in bad.stdout + bad.stderr
 
-    # the flag after the command, and the environment variable
-    ok = _ivk("queue", "status", "--server", url, "--api-key", user_key)
-    assert ok.returncode == 0, ok.stderr
-    assert "pending" in ok.stdout and user_key not in ok.stdout + ok.stderr
+    # the flag after the command (both spellings), and the environment variable
+    for flag in (["--api-key", user_key], [f"--api-key={user_key}"]):
+        ok = _ivk("queue", "status", "--server", url, *flag)
+        assert ok.returncode == 0, ok.stderr
+        assert "pending" in ok.stdout and user_key not in ok.stdout + ok.stderr
 
     out = tmp_path / "run"
     run = _ivk(
