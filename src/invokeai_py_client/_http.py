@@ -39,6 +39,7 @@ from .exceptions import (
 
 __all__ = [
     "AsyncHttpTransport",
+    "BearerToken",
     "HttpTransport",
     "backoff_delay",
     "error_from_response",
@@ -212,11 +213,41 @@ def _send_kwargs(
     }
 
 
-def _headers(api_key: str | None, user_agent: str) -> dict[str, str]:
-    headers = {"User-Agent": user_agent, "Accept": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return headers
+class BearerToken:
+    """A client's api key, shared by its HTTP transports and its event socket.
+
+    InvokeAI's multi-user sessions slide: every successful POST/PUT/PATCH/DELETE sent with a
+    token answers with ``X-Refreshed-Token``, a new token with a fresh expiry. Adopting it
+    (:meth:`adopt`) keeps a long batch run, which keeps POSTing (enqueues, zip requests),
+    logged in past the first token's expiry. The value never appears in ``repr``.
+
+    Example::
+
+        token = BearerToken("eyJ...")
+        token.headers()  # {"Authorization": "Bearer eyJ..."}
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value or None
+
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header to send (empty without a token)."""
+        return {"Authorization": f"Bearer {self.value}"} if self.value else {}
+
+    def adopt(self, response: httpx.Response) -> None:
+        """Take the server's renewed token from a successful response, if it sent one."""
+        renewed = response.headers.get("x-refreshed-token")
+        if renewed and self.value:  # never start sending a token the user did not give
+            self.value = renewed
+
+    def __repr__(self) -> str:
+        return f"BearerToken({'***' if self.value else None})"
+
+
+def _headers(user_agent: str) -> dict[str, str]:
+    return {"User-Agent": user_agent, "Accept": "application/json"}
 
 
 class _TransportBase:
@@ -226,6 +257,7 @@ class _TransportBase:
         *,
         timeout: float = 30.0,
         api_key: str | None = None,
+        token: BearerToken | None = None,
         verify_ssl: bool = True,
         max_retries: int = 3,
         user_agent: str = "invokeai-py-client",
@@ -234,7 +266,9 @@ class _TransportBase:
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
         self._verify = verify_ssl
-        self._headers = _headers(api_key, user_agent)
+        self._headers = _headers(user_agent)
+        #: the token sent with every request (shared with the client's other transports)
+        self.token = token if token is not None else BearerToken(api_key)
 
     def _url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -258,7 +292,7 @@ class _TransportBase:
         method: str,
         url: str,
     ) -> httpx.Response | float:
-        return next_step(
+        step = next_step(
             outcome,
             attempt,
             retryable=retryable,
@@ -266,6 +300,9 @@ class _TransportBase:
             method=method,
             url=url,
         )
+        if isinstance(step, httpx.Response):
+            self.token.adopt(step)
+        return step
 
     def __repr__(self) -> str:  # never shows the api key
         return f"{type(self).__name__}({self.base_url!r})"
@@ -303,7 +340,7 @@ class HttpTransport(_TransportBase):
             attempt += 1
             outcome: httpx.Response | httpx.TransportError
             try:
-                outcome = self._client.request(method, url, **send)
+                outcome = self._client.request(method, url, headers=self.token.headers(), **send)
             except httpx.TransportError as exc:
                 outcome = exc
             step = self._next_step(outcome, attempt, retryable, method, url)
@@ -349,7 +386,9 @@ class AsyncHttpTransport(_TransportBase):
             attempt += 1
             outcome: httpx.Response | httpx.TransportError
             try:
-                outcome = await self._client.request(method, url, **send)
+                outcome = await self._client.request(
+                    method, url, headers=self.token.headers(), **send
+                )
             except httpx.TransportError as exc:
                 outcome = exc
             step = self._next_step(outcome, attempt, retryable, method, url)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from ._closing import ClosesOnExit
-from ._http import AsyncHttpTransport, HttpTransport
+from ._http import AsyncHttpTransport, BearerToken, HttpTransport
 from .exceptions import InvokeAIError
 
 if TYPE_CHECKING:
@@ -88,13 +88,13 @@ class InvokeAIClient(ClosesOnExit):
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         self.verify_ssl = verify_ssl
         self.max_retries = max_retries
-        self._api_key = api_key
+        self._token = BearerToken(api_key)  # renewed by the server (see BearerToken)
         scheme = "https" if use_https else "http"
         host_part = f"[{host}]" if ":" in host and not host.startswith("[") else host
         self._root = f"{scheme}://{host_part}:{self.port}{_split_base_path(self.base_path)}"
         self._transport_kwargs: dict[str, Any] = {
             "timeout": self.timeout,
-            "api_key": api_key,
+            "token": self._token,
             "verify_ssl": verify_ssl,
             "max_retries": max_retries,
         }
@@ -174,8 +174,13 @@ class InvokeAIClient(ClosesOnExit):
 
     @property
     def api_key(self) -> str | None:
-        """The configured token (kept out of ``repr``)."""
-        return self._api_key
+        """The token sent to the server (kept out of ``repr``).
+
+        It starts as the ``api_key`` given and follows the server's renewals: a multi-user
+        InvokeAI answers each successful change (POST, PUT, PATCH, DELETE) with a token of
+        fresh expiry, which the client adopts for its next requests and event socket.
+        """
+        return self._token.value
 
     # ------------------------------------------------------------------ basics
 
@@ -369,7 +374,7 @@ class InvokeAIClient(ClosesOnExit):
         await self.aclose()
 
     def __repr__(self) -> str:
-        auth = ", api_key=***" if self._api_key else ""
+        auth = ", api_key=***" if self._token.value else ""
         return f"InvokeAIClient({self.server_url!r}{auth})"
 
 

@@ -109,7 +109,7 @@ class EventHub:
         self._client: InvokeAIClient = weakref.proxy(client)
         # what the socket needs, read now: the hub's thread never touches the client
         self._server_url = client.server_url
-        self._api_key = client.api_key
+        self._token = client.http.token  # shared: renewed tokens reach the next connect
         self._verify_ssl = client.verify_ssl
         self.queue_id = queue_id
         self.reconnect_delay = 0.25
@@ -198,8 +198,9 @@ class EventHub:
 
         delay: float | None = None  # None: the next wait is the first after a connection
         origin, path = self._socket_target()
-        api_key, verify_ssl = self._api_key, self._verify_ssl
+        verify_ssl = self._verify_ssl
         while not self._closing:
+            api_key = self._token.value  # the latest renewal (see BearerToken)
             sio = socketio.AsyncClient(reconnection=False, ssl_verify=verify_ssl, logger=False)
             self._dropped = asyncio.Event()
             sio.on("*", self._on_any)
