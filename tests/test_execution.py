@@ -262,7 +262,8 @@ def test_no_socket_at_all_still_completes_by_polling(
         wf.submit_sync()
         item = wf.wait_for_completion_sync(poll_interval=30, timeout=30)
         assert item["status"] == "completed"
-        assert time.monotonic() - t0 < 4.0  # neither the 30 s poll nor a wait per submit
+        # neither the 30 s poll nor a wait per submit (a wide margin: a loaded CI box)
+        assert time.monotonic() - t0 < 15.0
     assert not hub.connected and hub.last_error
 
 

@@ -217,7 +217,7 @@ def test_job_that_ended_before_any_event_completes(server: LocalServer, examples
         t0 = time.monotonic()
         done = list(fresh.events.iter_finished(ids, timeout=10, poll_interval=30))
         assert done[0]["status"] == "completed"
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 10.0  # the first read, not the 30 s poll
 
 
 @pytest.mark.server
@@ -232,7 +232,7 @@ def test_dropped_socket_falls_back_to_polling(client: InvokeAIClient, examples_d
     t0 = time.monotonic()
     done = list(hub.iter_finished(ids, timeout=20, poll_interval=30))
     assert done[0]["status"] == "completed"
-    assert time.monotonic() - t0 < 2.0  # backoff polling, not the 30 s safety poll
+    assert time.monotonic() - t0 < 10.0  # backoff polling, not the 30 s safety poll
     assert hub.stats["polls"] > polls and hub.stats["disconnects"] >= 1
     hub.reconnect_delay = 0.25
     assert hub.wait_connected(15)  # it comes back by itself
