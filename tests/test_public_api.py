@@ -8,6 +8,7 @@ from invokeai_py_client import exceptions
 EXPECTED = {
     "APIError",
     "AmbiguousInputError",
+    "AuthenticationError",
     "BaseDnnModelType",
     "BatchRun",
     "BoardError",

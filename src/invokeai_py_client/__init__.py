@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import (
     AmbiguousInputError,
     APIError,
+    AuthenticationError,
     BoardError,
     EnqueueError,
     FieldValueError,
@@ -130,6 +131,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "APIError",
     "AmbiguousInputError",
+    "AuthenticationError",
     "BaseDnnModelType",
     "BatchRun",
     "BoardError",
