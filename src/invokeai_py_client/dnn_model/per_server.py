@@ -182,10 +182,8 @@ def resolve_refs(
 
 
 async def alist_models(client: InvokeAIClient) -> list[IvkDnnModel]:
-    """Every installed model of ``client``'s server (one async request)."""
-    data = await client.async_http().get_json("/api/v2/models/")
-    models = data.get("models", []) if isinstance(data, Mapping) else data
-    return [IvkDnnModel.model_validate(m) for m in models]
+    """Every installed model of ``client``'s server (one async request; tests count it)."""
+    return await client.dnn_model_repo.alist_models()
 
 
 async def resolve_servers(
