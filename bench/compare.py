@@ -43,10 +43,12 @@ WORKFLOW_V3 = BENCH / "workflows" / "blur64.json"
 
 DEFAULT_N = {"stock": 40, "fast": 300}
 ALL_CONTENDERS = ("server_limit", "ours", "reference", "raw_client")
-#: on request only: "ours" with the bulk zip downloads off (one GET per image)
-EXTRA_CONTENDERS = ("ours_single",)
+#: on request only: "ours" with the bulk zip downloads off (one GET per image), and "ours"
+#: followed by polling instead of socket.io events (a prototype that lives in bench/ only)
+EXTRA_CONTENDERS = ("ours_single", "ours_poll")
 LABELS = {
     "ours_single": "ours, one GET per image",
+    "ours_poll": "ours, followed by polling (no socket)",
     "server_limit": "server limit (floor)",
     "ours": "ours",
     "reference": "reference (PyPI 1.1.1)",
@@ -395,7 +397,8 @@ def run_mode(
                     f"wall={_f(res.get('wall_s'))}s span={_f(rec.server_span_s)}s "
                     f"cpu={rec.cpu_s:.2f}s "
                     f"rss={rec.peak_rss_mb:.0f}MB disk={res.get('images_on_disk')} "
-                    f"errors={(res.get('errors') or [])[:2]}",
+                    f"errors={(res.get('errors') or [])[:2]} "
+                    f"notes={(res.get('notes') or [])[-1:]}",
                     file=sys.stderr,
                 )
                 if rec.stderr_tail:

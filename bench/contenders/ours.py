@@ -40,6 +40,8 @@ from _common import (
 )
 
 DOWNLOAD_THREADS = 4
+#: how the run is followed, for the notes ("events"; ``ours_poll.py``, a prototype, "poll")
+FOLLOW = "events"
 
 
 class Outcome:
@@ -70,6 +72,10 @@ def run_batchrun(url: str, workflow: Path, values: list[int], out: Path) -> Outc
 
     run = BatchRun(client, wf, Sweep().axis(RADIUS_INDEX, values), out, on_progress=on_progress)
     result = run.run()
+    engine = getattr(run, "_engine", None)
+    stats = getattr(getattr(engine, "fetcher", None), "stats", None)
+    if stats:
+        outcome.notes.append(f"follow={FOLLOW} downloads {stats}")
     if not result.ok:
         outcome.errors.append(
             f"completed {result.completed}/{result.total}, failed {result.failed}, "
