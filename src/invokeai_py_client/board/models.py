@@ -48,6 +48,18 @@ class IvkBoard(BaseModel):
         """True for the ``"none"`` pseudo-board."""
         return self.board_id == UNCATEGORIZED_BOARD_ID
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """Dict-style read of a field (``board.get("board_id", "none")``), ``default`` if unset.
+
+        The seed docs read board records both as objects and as dicts; this keeps the dict
+        spelling working (extra server fields are included).
+        """
+        if key in type(self).model_fields:
+            value = getattr(self, key)
+        else:
+            value = (self.model_extra or {}).get(key)
+        return default if value is None else value
+
     @classmethod
     def from_api(cls, data: Any) -> IvkBoard:
         """Build from a server board DTO (timestamps kept as strings)."""

@@ -64,6 +64,11 @@ class _SubmitMixin(_HandleJob):
             origin=origin,
             destination=destination,
         )
+        self._inject_board(payload, board_id)
+        return payload
+
+    def _inject_board(self, payload: dict[str, Any], board_id: str | None) -> None:
+        """Write ``board_id`` into every non-intermediate output node without a board."""
         if board_id and board_id not in ("none", "auto"):
             nodes = payload["batch"]["graph"]["nodes"]
             for out in self.output_nodes():
@@ -74,7 +79,19 @@ class _SubmitMixin(_HandleJob):
                     and not gnode.get("board")
                 ):
                     gnode["board"] = {"board_id": board_id}
-        return payload
+
+    def _convert_to_api_format(self, board_id: str | None = None) -> dict[str, Any]:
+        """The API graph ``submit_sync(board_id=...)`` would send, for inspection only.
+
+        Private, kept for the seed docs' debugging recipe
+        (``json.dump(wf._convert_to_api_format(board_id), f)``). Unlike a submission it does
+        not validate the inputs first. :meth:`build_payload` is the public dry run and
+        returns the whole request body; this is its ``["batch"]["graph"]``.
+        """
+        payload = self.build_payload()
+        self._inject_board(payload, board_id)
+        graph: dict[str, Any] = payload["batch"]["graph"]
+        return graph
 
     # ------------------------------------------------------------------ sync
 

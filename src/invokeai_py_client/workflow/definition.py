@@ -168,6 +168,15 @@ class WorkflowDefinition:
         return self._raw
 
     @property
+    def workflow(self) -> Mapping[str, Any]:
+        """The original JSON (same object as :attr:`raw`), read-only by contract.
+
+        Kept for scripts written against the seed docs, e.g. ``wf.definition.workflow.get(
+        "nodes", [])`` for the raw node list (each ``{"id", "type", "data": {...}}``).
+        """
+        return self._raw
+
+    @property
     def name(self) -> str:
         """The workflow's name (``""`` when it has none)."""
         return str(self._raw.get("name") or "")
