@@ -74,6 +74,119 @@ def test_seed_import_paths_work() -> None:
     from invokeai_py_client.workflow import WorkflowRepository  # noqa: F401
 
 
+def test_seed_type_names_import() -> None:
+    """Every type the seed docs name (fields, enums, records) imports where they say."""
+    import invokeai_py_client.ivk_fields as fields
+    from invokeai_py_client.models import (  # noqa: F401
+        BaseModelEnum,
+        ImageCategory,
+        IvkDnnModel,
+        IvkImage,
+        IvkJob,
+        JobStatus,
+    )
+
+    for name in [
+        "IvkField",
+        "IvkStringField",
+        "IvkIntegerField",
+        "IvkFloatField",
+        "IvkBooleanField",
+        "IvkImageField",
+        "IvkBoardField",
+        "IvkLatentsField",
+        "IvkTensorField",
+        "IvkModelIdentifierField",
+        "IvkUNetField",
+        "IvkCLIPField",
+        "IvkTransformerField",
+        "IvkLoRAField",
+        "IvkColorField",
+        "IvkBoundingBoxField",
+        "IvkCollectionField",
+        "IvkEnumField",
+        "IvkSchedulerField",
+        "SchedulerName",
+    ]:
+        assert hasattr(fields, name), name
+    assert fields.SchedulerName.DPMPP_3M_K.value == "dpmpp_3m_k"
+
+
+def _params(func: object) -> dict[str, object]:
+    import inspect
+
+    sig = inspect.signature(func)  # type: ignore[arg-type]
+    return {n: p.default for n, p in sig.parameters.items() if n != "self"}
+
+
+def test_seed_signatures() -> None:
+    """The methods the seeds call, with the argument names and defaults they document."""
+    from invokeai_py_client import (
+        BoardHandle,
+        BoardRepository,
+        DnnModelRepository,
+        InvokeAIClient,
+        QuickClient,
+        WorkflowDefinition,
+        WorkflowHandle,
+        WorkflowRepository,
+    )
+
+    h = WorkflowHandle
+    assert _params(h.wait_for_completion_sync) == {
+        "poll_interval": 2.0,
+        "timeout": 300.0,
+        "progress_callback": None,
+    }
+    assert _params(h.sync_dnn_model) == {"by_name": True, "by_base": True}
+    assert next(iter(_params(h.submit_sync))) == "board_id"
+    assert list(_params(h.submit))[:5] == [
+        "subscribe_events",
+        "on_invocation_started",
+        "on_invocation_progress",
+        "on_invocation_complete",
+        "on_invocation_error",
+    ]
+    assert "timeout" in _params(h.wait_for_completion)
+    for name in [
+        "list_inputs",
+        "get_input",
+        "get_input_value",
+        "set_input_value",
+        "list_outputs",
+        "map_outputs_to_images",
+        "validate_inputs",
+        "preview",
+        "submit_sync_monitor_async",
+        "export_input_index_map",
+        "verify_input_index_map",
+        "_convert_to_api_format",
+    ]:
+        assert callable(getattr(h, name)), name
+    assert list(_params(WorkflowDefinition.from_file)) == ["path"]
+    assert list(_params(WorkflowRepository.create_workflow)) == ["definition"]
+    assert callable(WorkflowRepository.create_workflow_from_file)
+    assert isinstance(WorkflowDefinition.workflow, property)
+    assert list(_params(InvokeAIClient))[:4] == ["host", "port", "use_https", "timeout"]
+    for name in ("from_url", "health_check", "board_repo", "workflow_repo", "dnn_model_repo"):
+        assert hasattr(InvokeAIClient, name), name
+    assert _params(BoardRepository.list_boards)["include_uncategorized"] is not None
+    for name in ("create_board", "get_board_handle", "get_uncategorized_handle"):
+        assert callable(getattr(BoardRepository, name)), name
+    assert callable(BoardRepository.get_uncategorized_board)
+    assert _params(BoardHandle.download_image) == {"image_name": _EMPTY, "full_resolution": True}
+    assert list(_params(BoardHandle.upload_image_data))[:2] == ["image_data", "filename"]
+    assert list(_params(BoardHandle.move_image_to)) == ["image_name", "target_board_id"]
+    assert callable(BoardHandle.upload_image)
+    for name in ("list_models", "get_model_by_key"):
+        assert callable(getattr(DnnModelRepository, name)), name
+    for name in ("copy_image_to_board", "generate_image_sdxl_t2i"):
+        assert callable(getattr(QuickClient, name)), name
+
+
+_EMPTY = __import__("inspect").Parameter.empty
+
+
 def test_every_error_is_in_one_tree() -> None:
     for name in exceptions.__all__:
         cls = getattr(exceptions, name)
