@@ -163,7 +163,7 @@ def test_seed_signatures() -> None:
         "_convert_to_api_format",
     ]:
         assert callable(getattr(h, name)), name
-    assert list(_params(WorkflowDefinition.from_file)) == ["path"]
+    assert list(_params(WorkflowDefinition.from_file)) == ["path", "filepath"]
     assert list(_params(WorkflowRepository.create_workflow)) == ["definition"]
     assert callable(WorkflowRepository.create_workflow_from_file)
     assert isinstance(WorkflowDefinition.workflow, property)

@@ -11,9 +11,10 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from invokeai_py_client import InvokeAIClient, WorkflowDefinition
+from invokeai_py_client import InvokeAIClient, WorkflowDefinition, WorkflowDefinitionError
 from invokeai_py_client.dnn_model import BaseDnnModelType
 from invokeai_py_client.models import (
     BaseModelEnum,
@@ -121,3 +122,13 @@ def test_async_progress_callback_as_the_readme_writes_it(
 
     assert asyncio.run(main()) == "completed"
     assert events and all("progress" in e for e in events)
+
+
+def test_from_file_takes_the_seed_argument_name(examples_dir: Path) -> None:
+    """The workflow API reference names ``from_file``'s parameter ``filepath``."""
+    by_name = WorkflowDefinition.from_file(filepath=str(examples_dir / "blur.json"))
+    assert by_name.to_dict() == WorkflowDefinition.from_file(examples_dir / "blur.json").to_dict()
+    with pytest.raises(WorkflowDefinitionError):
+        WorkflowDefinition.from_file()
+    with pytest.raises(WorkflowDefinitionError):
+        WorkflowDefinition.from_file(examples_dir / "blur.json", filepath="other.json")

@@ -131,8 +131,12 @@ class WorkflowDefinition:
         return cls(data)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> WorkflowDefinition:
+    def from_file(
+        cls, path: str | Path | None = None, *, filepath: str | Path | None = None
+    ) -> WorkflowDefinition:
         """Load a workflow exported from the GUI.
+
+        ``filepath=`` is the seed docs' name for ``path`` (give one of them).
 
         Example::
 
@@ -141,7 +145,12 @@ class WorkflowDefinition:
             except ValueError as e:   # WorkflowDefinitionError is a ValueError
                 print(f"Invalid workflow: {e}")
         """
-        p = Path(path)
+        source = path if path is not None else filepath
+        if source is None or (path is not None and filepath is not None):
+            raise WorkflowDefinitionError(
+                "give the workflow file as from_file(path) or from_file(filepath=...), once"
+            )
+        p = Path(source)
         try:
             text = p.read_bytes()
         except OSError as exc:
