@@ -291,3 +291,125 @@ async def test_a_model_only_one_server_has_runs_there_only(
     ledger = Ledger.open(out)
     assert ledger.get_meta("models")[pair.urls[1]] is None
     ledger.close()
+
+
+# --------------------------------------------------------------------------- deleted models
+
+
+def install_both(pair: Pair, path: Path) -> list[IvkDnnModel]:
+    """Install one more LoRA file on both servers (each test its own: deleting it then does
+    not disturb the others)."""
+    out = []
+    for c in pair.clients:
+        job = c.dnn_model_repo.install_model(path)
+        assert job.model is not None
+        out.append(job.model)
+    return out
+
+
+async def start_and_stop(pair: Pair, wf: Any, out: Path, count: int) -> None:
+    """A 2-server run of ``count`` runs cancelled partway (both servers had parts)."""
+    run = BatchRun(pair.clients, wf, Sweep().axis("Width", list(range(16, 16 + count))), out)
+
+    def stop_early(p: Progress) -> None:
+        if p.done >= 8:
+            run.cancel()
+
+    run.on_progress = stop_early
+    first = await run.arun()
+    assert first.cancelled and first.completed < count, first
+    ledger = Ledger.open(out)
+    servers = {p["server"] for p in ledger.get_meta("parts")}
+    ledger.close()
+    assert servers == set(pair.urls), servers
+
+
+def item_ids(pair: Pair, url: str) -> set[int]:
+    return {int(i["item_id"]) for i in pair.queue_items(url)}
+
+
+@pytest.mark.server
+@pytest.mark.slow
+async def test_a_model_deleted_on_one_server_moves_its_runs_on_resume(
+    pair: Pair, tmp_path: Path
+) -> None:
+    a, b = install_both(pair, write_lora(tmp_path / "gone_on_b.safetensors", alpha=16.0))
+    wf = pair.workflow(a.to_identifier())
+    out = tmp_path / "out"
+    count = 40
+    await start_and_stop(pair, wf, out, count)
+
+    pair.clients[1].dnn_model_repo.delete_model(b.key)  # through the real model API
+    assert pair.clients[1].dnn_model_repo.get_model_by_key(b.key) is None
+    b_items = item_ids(pair, pair.urls[1])
+
+    done = await aresume(out)
+    assert done.ok and done.completed == count and done.images == count, done
+    assert item_ids(pair, pair.urls[1]) == b_items  # B got nothing after the deletion
+
+    rows = read_manifest(out)
+    assert sorted(r["run_index"] for r in rows) == list(range(count))  # one image per run
+    assert all(r["status"] == "completed" and r["path"] for r in rows)
+    assert len(list((out / "images").glob("*.png"))) == count
+    expected = {pair.urls[0]: a.key, pair.urls[1]: b.key}
+    for r in rows:
+        sent = pair.sent_lora(r["server"], r["item_id"])
+        assert sent["key"] == expected[r["server"]] and sent["hash"] == a.hash, (r, sent)
+        if r["server"] == pair.urls[1]:
+            assert r["item_id"] in b_items
+    ledger = Ledger.open(out)
+    models = ledger.get_meta("models")
+    states = [(p["server"], p["state"]) for p in ledger.get_meta("parts")]
+    ledger.close()
+    assert models[pair.urls[1]] is None and models[pair.urls[0]][a.key]["key"] == a.key
+    assert not [s for s in states if s[1] == "running"], states
+
+
+@pytest.mark.server
+@pytest.mark.slow
+async def test_a_model_deleted_everywhere_fails_before_sending_and_resumes_later(
+    pair: Pair, tmp_path: Path
+) -> None:
+    lora_file = write_lora(tmp_path / "gone_everywhere.safetensors", alpha=32.0)
+    a, b = install_both(pair, lora_file)
+    wf = pair.workflow(a.to_identifier())
+    out = tmp_path / "out"
+    count = 40
+    await start_and_stop(pair, wf, out, count)
+    rows_before = read_manifest(out)
+    ledger = Ledger.open(out)
+    meta_before = {k: ledger.get_meta(k) for k in ("parts", "models")}
+    ledger.close()
+
+    pair.clients[0].dnn_model_repo.delete_model(a.key)
+    pair.clients[1].dnn_model_repo.delete_model(b.key)
+    items_before = [item_ids(pair, u) for u in pair.urls]
+
+    with pytest.raises(ModelSyncError) as info:
+        await aresume(out)
+    text = str(info.value)
+    assert "'LoRA'" in text and "gone_everywhere" in text, text
+    assert all(u in text for u in pair.urls), text
+    assert [(i, label) for i, label, _ in info.value.unresolved] == [(0, "LoRA")]
+    assert [item_ids(pair, u) for u in pair.urls] == items_before  # nothing sent
+    assert read_manifest(out) == rows_before
+    ledger = Ledger.open(out)
+    assert {k: ledger.get_meta(k) for k in ("parts", "models")} == meta_before
+    ledger.close()
+
+    # the model back on A only (a new key there, the same file): the run completes on A
+    job = pair.clients[0].dnn_model_repo.install_model(lora_file)
+    assert job.model is not None and job.model.key != a.key and job.model.hash == a.hash
+    done = await aresume(out)
+    assert done.ok and done.completed == count and done.images == count, done
+    assert item_ids(pair, pair.urls[1]) == items_before[1]
+    rows = read_manifest(out)
+    assert sorted(r["run_index"] for r in rows) == list(range(count))
+    assert len(list((out / "images").glob("*.png"))) == count
+    made_before = {(r["server"], r["item_id"]) for r in rows_before if r["status"] == "completed"}
+    for r in rows:
+        sent = pair.sent_lora(r["server"], r["item_id"])
+        assert sent["hash"] == a.hash, (r, sent)
+        if (r["server"], r["item_id"]) in made_before:
+            continue
+        assert r["server"] == pair.urls[0] and sent["key"] == job.model.key, (r, sent)

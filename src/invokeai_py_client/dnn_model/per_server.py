@@ -43,6 +43,7 @@ __all__ = [
     "model_refs",
     "resolve_refs",
     "resolve_servers",
+    "stale_mappings",
     "swap_models",
 ]
 
@@ -184,6 +185,37 @@ def resolve_refs(
 async def alist_models(client: InvokeAIClient) -> list[IvkDnnModel]:
     """Every installed model of ``client``'s server (one async request; tests count it)."""
     return await client.dnn_model_repo.alist_models()
+
+
+async def stale_mappings(
+    clients: Sequence[InvokeAIClient], known: Mapping[str, ModelMapping | None]
+) -> dict[str, str]:
+    """The servers whose recorded mapping names a model they no longer have: ``{url: why}``.
+
+    Each identifier a server's mapping sends is looked up there by key (one request each,
+    concurrently): gone, or now another file (hash), makes the mapping stale. A server that
+    does not answer is not called stale (its health check decides about it); servers
+    without a mapping in ``known`` are not asked.
+    """
+
+    async def check(client: InvokeAIClient, mapping: ModelMapping) -> str | None:
+        for ident in mapping.values():
+            key = str(ident.get("key") or "")
+            what = f"{ident.get('name') or key} ({ident.get('base')}/{ident.get('type')}, {key})"
+            try:
+                model = await client.dnn_model_repo.aget_model_by_key(key)
+            except InvokeAIError as exc:
+                log.info("server %s: cannot check model %s (%s)", client.server_url, what, exc)
+                return None
+            if model is None:
+                return f"model {what} is no longer installed"
+            if ident.get("hash") and model.hash and model.hash != ident["hash"]:
+                return f"model {what} now holds another file ({model.hash})"
+        return None
+
+    asked = [(c, known[c.server_url]) for c in clients if known.get(c.server_url)]
+    found = await asyncio.gather(*(check(c, m or {}) for c, m in asked))
+    return {c.server_url: why for (c, _), why in zip(asked, found, strict=True) if why}
 
 
 async def resolve_servers(

@@ -26,6 +26,9 @@ each server is recorded in the ledger meta (``models``, and in each part's) so `
 sends the same, and in ``run.json``. A server that lacks a model gets no parts (a warning
 is logged); when no server has them,
 :class:`~invokeai_py_client.exceptions.ModelSyncError` is raised before anything is sent.
+``resume`` first checks each recorded mapping (its models looked up by key): a server whose
+model was deleted since is resolved again, and the runs its parts had not finished go to
+the servers that have the model.
 
 Example::
 
@@ -45,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from invokeai_py_client.dnn_model.per_server import resolve_servers
+from invokeai_py_client.dnn_model.per_server import resolve_servers, stale_mappings
 from invokeai_py_client.exceptions import InvokeAIError, RunError
 from invokeai_py_client.run._engine import Engine
 from invokeai_py_client.run._multi_sched import (
@@ -137,6 +140,7 @@ class MultiRun:
         self.listeners: list[asyncio.Queue[Progress | None]] = []
         self.resume_parts: dict[str, list[_Part]] = {}
         self._baseline = {"completed": 0, "failed": 0, "images": 0}
+        self._recorded: set[str] = set()  # servers whose mapping comes from the ledger
         if ledger is None:
             self.ledger = Ledger.create(
                 out_dir,
@@ -144,7 +148,9 @@ class MultiRun:
             )
         else:
             self.ledger = ledger
-            models = {**(ledger.get_meta("models") or {}), **(models or {})}
+            recorded = ledger.get_meta("models") or {}
+            self._recorded = {u for u, m in recorded.items() if m} - set(models or {})
+            models = {**recorded, **(models or {})}
             self._load_parts()
         self._set_models(models or {})
 
@@ -157,12 +163,37 @@ class MultiRun:
                 s.dead = m is None
         self.ledger.set_meta("models", {s.url: s.models for s in self.servers})
 
+    async def _check_recorded(self) -> set[str]:
+        """Resume: the servers whose recorded mapping names a model they no longer have.
+
+        Their mapping is dropped here (in memory only, so the ledger keeps it until a new
+        resolution succeeds) and resolved again like a server without one.
+        """
+        asked = [s for s in self.servers if s.url in self._recorded and s.models]
+        self._recorded = set()
+        if not asked:
+            return set()
+        stale = await stale_mappings([s.client for s in asked], {s.url: s.models for s in asked})
+        for s in asked:
+            if s.url in stale:
+                log.warning(
+                    "server %s: %s; resolving its models again, its unfinished runs go to "
+                    "servers that have them",
+                    s.url,
+                    stale[s.url],
+                )
+                s.models = None
+        return set(stale)
+
     async def _resolve_models(self) -> None:
         """Resolve the model inputs on every server without a mapping (once per server).
 
-        Raises ModelSyncError when no server can run the plan; the parts a now unusable
-        server was running on resume go to the others.
+        On resume, recorded mappings are checked first (a model deleted since is stale).
+        Raises ModelSyncError when no server can run the plan (nothing sent or recorded);
+        the parts a now unusable or remapped server was running on resume go to the others
+        (resuming them would retry its items as they were sent, with the old keys).
         """
+        stale = await self._check_recorded()
         todo = [s for s in self.servers if s.models is None]
         if not todo:
             return
@@ -176,7 +207,7 @@ class MultiRun:
         )
         self._set_models(found)
         for s in self.servers:
-            if s.models is None:
+            if s.models is None or s.url in stale:
                 for part in self.resume_parts.pop(s.url, []):
                     done = self.merged([part])
                     left = [
