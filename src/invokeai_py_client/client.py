@@ -22,7 +22,12 @@ from urllib.parse import urlsplit
 
 from ._closing import ClosesOnExit
 from ._http import AsyncHttpTransport, BearerToken, HttpTransport
-from .exceptions import InvokeAIError
+from .exceptions import (
+    APIError,
+    AuthenticationError,
+    InvokeAIError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     from .board import BoardRepository
@@ -181,6 +186,127 @@ class InvokeAIClient(ClosesOnExit):
         fresh expiry, which the client adopts for its next requests and event socket.
         """
         return self._token.value
+
+    # ------------------------------------------------------------------ logging in
+
+    def login(self, email: str, password: str, *, remember_me: bool = False) -> None:
+        """Log in to a multi-user InvokeAI server; the client uses that user's token from now on.
+
+        Asks the server whether it is multi-user (``GET /api/v1/auth/status``), then logs in
+        (``POST /api/v1/auth/login``). The token it answers with becomes :attr:`api_key`:
+        every HTTP request (sync and asyncio) sends it, and the event socket reconnects with
+        it at once if it was already open (or refused without one). The token lasts a day
+        (a week with ``remember_me=True``) and slides with use, like any ``api_key``.
+        Neither the password nor the token ever appears in ``repr``, logs or errors.
+
+        Args:
+            email: the user's email address.
+            password: the user's password (sent once, to the login endpoint, and not kept).
+            remember_me: ask for a token that lasts 7 days instead of 1.
+
+        Raises:
+            AuthenticationError: wrong email or password (HTTP 401), or a disabled account
+                (403).
+            InvokeAIError: the server is single-user (it needs no login) or has no login at
+                all (InvokeAI before 6.12).
+            InvokeAIConnectionError: the server cannot be reached.
+
+        Example::
+
+            import os
+
+            client = InvokeAIClient.from_url("http://127.0.0.1:9090")
+            client.login("alice@example.com", os.environ["INVOKEAI_PASSWORD"])
+            print(client.queue.queue_status()["queue"]["pending"])
+        """
+        try:
+            status = self.http.get_json(f"{API_PREFIX}/auth/status")
+        except NotFoundError:
+            status = None
+        _require_multiuser(self.server_url, status)
+        try:
+            resp = self.http.request(
+                "POST",
+                f"{API_PREFIX}/auth/login",
+                json={"email": email, "password": password, "remember_me": remember_me},
+                retry=True,  # creates no work: only a token
+            )
+        except APIError as exc:
+            raise _login_error(exc, self.server_url, email, password) from None
+        self._use_token(_token_of(resp))
+
+    async def alogin(self, email: str, password: str, *, remember_me: bool = False) -> None:
+        """:meth:`login` for asyncio code (the same checks, errors and effect).
+
+        Example::
+
+            async with InvokeAIClient.from_url("http://127.0.0.1:9090") as client:
+                await client.alogin("alice@example.com", password)
+                boards = await client.board_repo.alist_boards()
+        """
+        http = self.async_http()
+        try:
+            status = await http.get_json(f"{API_PREFIX}/auth/status")
+        except NotFoundError:
+            status = None
+        _require_multiuser(self.server_url, status)
+        try:
+            resp = await http.request(
+                "POST",
+                f"{API_PREFIX}/auth/login",
+                json={"email": email, "password": password, "remember_me": remember_me},
+                retry=True,
+            )
+        except APIError as exc:
+            raise _login_error(exc, self.server_url, email, password) from None
+        self._use_token(_token_of(resp))
+
+    def logout(self) -> None:
+        """Stop using the token: later requests and socket connects go without one.
+
+        Tells the server (``POST /api/v1/auth/logout``, which ends its media cookie) and
+        forgets :attr:`api_key`, whatever the server answers. InvokeAI 6.14.2 keeps no
+        sessions, so the token itself stays valid until it expires: whoever holds a copy of it
+        (``INVOKEAI_API_KEY``, say) can go on using it. A client without a token does
+        nothing.
+
+        Raises:
+            InvokeAIConnectionError: the server cannot be reached (the token is forgotten
+                all the same).
+
+        Example::
+
+            client.login("alice@example.com", password)
+            ...
+            client.logout()
+        """
+        if not self._token.value:
+            return
+        try:
+            self.http.request("POST", f"{API_PREFIX}/auth/logout", retry=False)
+        except AuthenticationError:
+            pass  # expired or revoked already: nothing left to end on the server
+        finally:
+            self._use_token(None)
+
+    async def alogout(self) -> None:
+        """:meth:`logout` for asyncio code."""
+        if not self._token.value:
+            return
+        try:
+            await self.async_http().request("POST", f"{API_PREFIX}/auth/logout", retry=False)
+        except AuthenticationError:
+            pass
+        finally:
+            self._use_token(None)
+
+    def _use_token(self, token: str | None) -> None:
+        """Send ``token`` from now on (HTTP and the event socket, which reconnects with it)."""
+        self._token.value = token or None  # shared by every transport of this client
+        with self._lock:
+            hub = self._cache.get("events")
+        if hub is not None:
+            hub.reconnect()
 
     # ------------------------------------------------------------------ basics
 
@@ -376,6 +502,57 @@ class InvokeAIClient(ClosesOnExit):
     def __repr__(self) -> str:
         auth = ", api_key=***" if self._token.value else ""
         return f"InvokeAIClient({self.server_url!r}{auth})"
+
+
+def _require_multiuser(server_url: str, status: Any) -> None:
+    """Raise unless ``/api/v1/auth/status`` (``status``; None: no such route) says multi-user."""
+    if status is None:
+        raise InvokeAIError(
+            f"{server_url} has no login (/api/v1/auth is missing: InvokeAI before 6.12?): "
+            "it needs no login; use the client without one"
+        )
+    if not (isinstance(status, dict) and status.get("multiuser_enabled")):
+        raise InvokeAIError(
+            f"{server_url} is a single-user InvokeAI server: it needs no login (nor api_key); "
+            "use the client without one"
+        )
+
+
+def _token_of(resp: Any) -> str:
+    """The token of a login response."""
+    try:
+        token = resp.json().get("token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise InvokeAIError("the server answered the login without a token")
+    return token
+
+
+def _login_error(exc: APIError, server_url: str, email: str, password: str) -> APIError:
+    """The error to raise for a refused login: clear, and never holding the password."""
+    status = exc.status_code
+    detail: Any = exc.detail
+    if isinstance(exc, AuthenticationError):
+        if status == 401:
+            reason = "incorrect email or password"
+        else:
+            reason = f"refused: {detail}" if isinstance(detail, str) else "refused"
+        message = f"login to {server_url} as {email!r} failed: {reason} (HTTP {status})"
+    else:
+        if isinstance(detail, list):  # validation errors echo the request's values: drop them
+            detail = [
+                {k: v for k, v in e.items() if k not in ("input", "ctx")}
+                if isinstance(e, dict)
+                else e
+                for e in detail
+            ]
+        message = f"login to {server_url} as {email!r} failed: {exc}"
+    if password:
+        message = message.replace(password, "***")
+        if password in repr(detail):
+            detail = None
+    return type(exc)(message, status_code=status, detail=detail, method=exc.method, url=exc.url)
 
 
 def _closer_at_loop_shutdown(transport: AsyncHttpTransport) -> AsyncGenerator[None, None]:

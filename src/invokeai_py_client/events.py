@@ -128,6 +128,8 @@ class EventHub:
         self._closing = False
         self._stop_sent = False
         self._dropped: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # ends a wait between connection attempts
+        self._generation = 0  # bumped by reconnect(): an older attempt's outcome is stale
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
@@ -199,8 +201,11 @@ class EventHub:
         delay: float | None = None  # None: the next wait is the first after a connection
         origin, path = self._socket_target()
         verify_ssl = self._verify_ssl
+        self._wake = wake = asyncio.Event()
         while not self._closing:
-            api_key = self._token.value  # the latest renewal (see BearerToken)
+            wake.clear()  # a reconnect() asked before this point is served by this attempt
+            generation = self._generation
+            api_key = self._token.value  # the latest renewal or login (see BearerToken)
             sio = socketio.AsyncClient(reconnection=False, ssl_verify=verify_ssl, logger=False)
             self._dropped = asyncio.Event()
             sio.on("*", self._on_any)
@@ -235,7 +240,8 @@ class EventHub:
                     # server without (or refusing) the token
                     self.last_error += _refused_hint(api_key)
                 log.debug("event socket connect failed: %s", self.last_error)
-                self._attempted.set()
+                if generation == self._generation:  # else wait_ready waits for the next try
+                    self._attempted.set()
             finally:
                 if self._connected.is_set():
                     self._connected.clear()
@@ -250,7 +256,8 @@ class EventHub:
             delay = (
                 self.reconnect_delay if delay is None else min(delay * 2, self.reconnect_delay_max)
             )
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            with contextlib.suppress(TimeoutError):  # reconnect() cuts the wait short
+                await asyncio.wait_for(wake.wait(), delay * random.uniform(0.8, 1.2))
 
     def join_room(
         self, message: str, payload: Mapping[str, Any]
@@ -332,6 +339,32 @@ class EventHub:
                 self._dropped.set()
 
         asyncio.run_coroutine_threadsafe(_drop(), loop).result(timeout=5)
+
+    def reconnect(self) -> None:
+        """Connect again now, presenting the client's current token (returns at once).
+
+        :meth:`InvokeAIClient.login` and :meth:`~InvokeAIClient.logout` call it: a socket
+        opened with the old token (or none, which a multi-user server refuses) is closed and
+        a new one opened with the new token at once, without the backoff wait. The next
+        :meth:`wait_ready` waits for that new attempt. A hub not started yet does nothing:
+        its first connect reads the token anyway.
+        """
+        with self._lock:
+            if self._closing:
+                return
+            self._generation += 1
+            self._attempted.clear()
+            loop = self._loop
+
+        def _kick() -> None:
+            if self._dropped is not None:  # ends a connection's wait: it closes and retries
+                self._dropped.set()
+            if self._wake is not None:  # ends a wait between attempts
+                self._wake.set()
+
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has finished (closed hub)
+                loop.call_soon_threadsafe(_kick)
 
     def close(self, timeout: float = 5.0) -> None:
         """Disconnect and stop the background thread (idempotent).
