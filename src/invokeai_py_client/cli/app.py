@@ -109,12 +109,13 @@ def _root(
 
 
 def _register() -> None:
-    from . import inputs, resources, run, tools
+    from . import auth, inputs, resources, run, tools
 
     inputs.register(app)
     run.register(app)
     tools.register(app)
     resources.register(app)
+    auth.register(app)
 
 
 _register()
