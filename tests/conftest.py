@@ -1,8 +1,10 @@
 """Shared test fixtures.
 
 ``server`` is one real InvokeAI server (``LocalServer``, fast mode) for the whole session;
-tests that use it carry ``@pytest.mark.server``. Tests that need their own server (restarts,
-faults, several servers) start one with ``LocalServer`` directly and mark themselves ``slow``.
+tests that use it carry ``@pytest.mark.server``. ``mu_server`` is one multi-user server
+(``multiuser=True``) for the session, started only when a test asks for it. Tests that need
+their own server (restarts, faults, several servers) start one with ``LocalServer`` directly
+and mark themselves ``slow``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """One real InvokeAI server on loopback for the session."""
     root = tmp_path_factory.mktemp("invokeai-root")
     srv = LocalServer(root, fast=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def mu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """One real multi-user InvokeAI on loopback, shared by the tests that ask for it."""
+    srv = LocalServer(tmp_path_factory.mktemp("invokeai-multiuser"), fast=True, multiuser=True)
     srv.start()
     try:
         yield srv

@@ -1,6 +1,6 @@
 """A multi-user InvokeAI server (``multiuser: true``): the api_key over HTTP and socket.io.
 
-One real server in multi-user mode for the module (``LocalServer(multiuser=True)``). Its
+One real server in multi-user mode (``mu_server``: conftest.py, shared with test_login.py). Its
 administrator is created through the server's own setup endpoint and a regular user by the
 administrator (``LocalServer.admin_token`` / ``user_token``); the tokens are what a user
 passes as ``api_key``. Most tests run as the regular user: InvokeAI routes a user's queue
@@ -42,17 +42,6 @@ USER = "user@example.com"
 DOCS_PAGE = REPO / "docs" / "running-and-events.md"
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def mu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """A real multi-user InvokeAI on loopback, for this module."""
-    srv = LocalServer(tmp_path_factory.mktemp("invokeai-multiuser"), fast=True, multiuser=True)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
