@@ -168,7 +168,14 @@ def test_seed_signatures() -> None:
     assert callable(WorkflowRepository.create_workflow_from_file)
     assert isinstance(WorkflowDefinition.workflow, property)
     assert list(_params(InvokeAIClient))[:4] == ["host", "port", "use_https", "timeout"]
-    for name in ("from_url", "health_check", "board_repo", "workflow_repo", "dnn_model_repo"):
+    for name in (
+        "from_url",
+        "health_check",
+        "socketio_session",
+        "board_repo",
+        "workflow_repo",
+        "dnn_model_repo",
+    ):
         assert hasattr(InvokeAIClient, name), name
     assert _params(BoardRepository.list_boards)["include_uncategorized"] is not None
     for name in ("create_board", "get_board_handle", "get_uncategorized_handle"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -340,3 +341,38 @@ async def test_a_cancel_in_the_turn_an_event_arrives_is_not_lost(client: InvokeA
             await waiting
     finally:
         sub.close()
+
+
+@pytest.mark.server
+async def test_socketio_session_is_a_raw_connection_of_ones_own(
+    client: InvokeAIClient, examples_dir: Path
+) -> None:
+    # the seeds' client.socketio_session(): a connected socket.io client, closed on exit
+    statuses: list[str] = []
+    done = asyncio.Event()
+
+    def on_status(data: dict[str, Any]) -> None:
+        statuses.append(data["status"])
+        if data["status"] == "completed":
+            done.set()
+
+    async with client.socketio_session() as sio:
+        assert sio.connected
+        sio.on("queue_item_status_changed", on_status)
+        await sio.call("subscribe_queue", {"queue_id": "default"}, timeout=10)  # as the seeds
+        await client.queue.aenqueue_batch(blur_body(client, examples_dir))
+        async with asyncio.timeout(60):
+            await done.wait()
+    assert not sio.connected
+    assert statuses[-1] == "completed"
+
+
+async def test_socketio_session_to_no_server_is_a_connection_error() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nobody = InvokeAIClient(host="127.0.0.1", port=port)
+    with pytest.raises(InvokeAIConnectionError, match="event socket"):
+        async with nobody.socketio_session():
+            pass
+    await nobody.aclose()

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -25,11 +25,14 @@ from ._http import AsyncHttpTransport, BearerToken, HttpTransport
 from .exceptions import (
     APIError,
     AuthenticationError,
+    InvokeAIConnectionError,
     InvokeAIError,
     NotFoundError,
 )
 
 if TYPE_CHECKING:
+    import socketio
+
     from .board import BoardRepository
     from .dnn_model import DnnModelRepository
     from .events import EventHub
@@ -323,6 +326,48 @@ class InvokeAIClient(ClosesOnExit):
             return bool(resp.json().get("version"))
         except Exception:  # health_check's contract: a bool, whatever went wrong
             return False
+
+    @contextlib.asynccontextmanager
+    async def socketio_session(
+        self, queue_id: str | None = None
+    ) -> AsyncIterator[socketio.AsyncClient]:
+        """A socket.io connection of your own to the server's events (the seeds' raw access).
+
+        Yields a connected :class:`socketio.AsyncClient` (websocket transport, the client's
+        token as auth) and disconnects it on exit. With ``queue_id`` it has already joined that
+        queue's room; else emit ``subscribe_queue`` yourself, as the seeds do. For waiting on
+        items, :attr:`events` (one shared connection that reconnects itself, with the server as
+        the authority) is usually the better tool.
+
+        Raises :class:`~invokeai_py_client.exceptions.InvokeAIConnectionError` when the socket
+        cannot connect (server down, or a multi-user server refusing the token).
+
+        Example::
+
+            async with client.socketio_session() as sio:
+                sio.on("queue_item_status_changed", lambda data: print(data["status"]))
+                await sio.emit("subscribe_queue", {"queue_id": "default"})
+                await asyncio.sleep(10)
+        """
+        import socketio  # kept out of import time, like the event hub
+
+        from .events import close_socket, connect_socket, refused_hint, socket_target
+
+        sio = socketio.AsyncClient(reconnection=False, ssl_verify=self.verify_ssl, logger=False)
+        origin, path = socket_target(self.server_url)
+        try:
+            try:
+                await connect_socket(sio, origin, path, self.api_key)
+                if queue_id is not None:
+                    await sio.call("subscribe_queue", {"queue_id": queue_id}, timeout=10)
+            except (socketio.exceptions.SocketIOError, OSError) as exc:
+                hint = refused_hint(self.api_key) if "namespaces failed" in str(exc) else ""
+                raise InvokeAIConnectionError(
+                    f"cannot open an event socket to {origin}{path}: {exc}{hint}"
+                ) from None
+            yield sio
+        finally:
+            await close_socket(sio)
 
     @property
     def server_version(self) -> str:

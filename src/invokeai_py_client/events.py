@@ -190,10 +190,7 @@ class EventHub:
                 _LIVE_HUBS.discard(self)
 
     def _socket_target(self) -> tuple[str, str]:
-        parts = urlsplit(self._server_url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        prefix = parts.path.rstrip("/")
-        return origin, f"{prefix}/ws/socket.io"
+        return socket_target(self._server_url)
 
     async def _supervise(self) -> None:
         import socketio  # first use of the events: keeps socket.io / aiohttp out of import
@@ -212,14 +209,7 @@ class EventHub:
             sio.on("disconnect", self._make_on_disconnect(self._dropped))
             self._sio = sio
             try:
-                await sio.connect(
-                    origin,
-                    socketio_path=path,
-                    transports=["websocket"],
-                    headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-                    auth={"token": api_key} if api_key else None,
-                    wait_timeout=10,
-                )
+                await connect_socket(sio, origin, path, api_key)
                 try:
                     await sio.call("subscribe_queue", {"queue_id": self.queue_id}, timeout=5)
                 except socketio.exceptions.TimeoutError:
@@ -238,7 +228,7 @@ class EventHub:
                 if "namespaces failed to connect" in str(exc):
                     # the server's connect handler said no: on InvokeAI that is a multi-user
                     # server without (or refusing) the token
-                    self.last_error += _refused_hint(api_key)
+                    self.last_error += refused_hint(api_key)
                 log.debug("event socket connect failed: %s", self.last_error)
                 if generation == self._generation:  # else wait_ready waits for the next try
                     self._attempted.set()
@@ -249,7 +239,7 @@ class EventHub:
                     self._broadcast(as_event(HUB_DISCONNECTED, None))
                 # also after a failed or cancelled connect: engine.io has opened its aiohttp
                 # session by then, and only a disconnect closes it
-                await _close_socket(sio)
+                await close_socket(sio)
                 self._sio = None
             if self._closing:
                 break
@@ -541,11 +531,33 @@ class EventHub:
         return f"EventHub({self._server_url!r}, {state})"
 
 
-def _refused_hint(api_key: str | None) -> str:
+def refused_hint(api_key: str | None) -> str:
     """Why a socket.io connect may have been refused (never the key itself)."""
     if api_key:
         return " (the server refused the event socket's api_key: wrong, expired or revoked?)"
     return " (a multi-user server refuses an event socket without an api_key)"
+
+
+def socket_target(server_url: str) -> tuple[str, str]:
+    """The socket.io origin and path of a server root (a proxy prefix is kept in the path)."""
+    parts = urlsplit(server_url)
+    prefix = parts.path.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}", f"{prefix}/ws/socket.io"
+
+
+async def connect_socket(
+    sio: socketio.AsyncClient, origin: str, path: str, api_key: str | None
+) -> None:
+    """Connect ``sio`` the way InvokeAI 6.14.2 accepts: websocket transport (its long-polling
+    transport answers 500), the token as socket.io auth and as ``Authorization: Bearer``."""
+    await sio.connect(
+        origin,
+        socketio_path=path,
+        transports=["websocket"],
+        headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+        auth={"token": api_key} if api_key else None,
+        wait_timeout=10,
+    )
 
 
 async def _join(sio: socketio.AsyncClient, message: str, payload: dict[str, Any]) -> None:
@@ -554,7 +566,7 @@ async def _join(sio: socketio.AsyncClient, message: str, payload: dict[str, Any]
         await sio.call(message, payload, timeout=5)
 
 
-async def _close_socket(sio: socketio.AsyncClient) -> None:
+async def close_socket(sio: socketio.AsyncClient) -> None:
     """Disconnect ``sio`` and close engine.io's aiohttp session, whatever state it is in.
 
     Bounded by :data:`_CLOSE_TIMEOUT`; safe while the calling task is being cancelled.
