@@ -413,3 +413,63 @@ async def test_a_model_deleted_everywhere_fails_before_sending_and_resumes_later
         if (r["server"], r["item_id"]) in made_before:
             continue
         assert r["server"] == pair.urls[0] and sent["key"] == job.model.key, (r, sent)
+
+
+def loader_workflow(pair: Pair, identifier: dict[str, Any], tmp_path: Path) -> Any:
+    """The example with ``lora_loader`` (no UNet/CLIP) instead of ``lora_selector``: it checks
+    that the LoRA is installed, so an item fails on a server that no longer has it."""
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    node = next(n for n in data["nodes"] if n["id"] == LORA_NODE)["data"]
+    node.update(type="lora_loader", version="1.0.4", useCache=False)
+    path = tmp_path / "lora_loader_blank.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    wf = pair.clients[0].workflow_repo.create_workflow(WorkflowDefinition.from_file(path))
+    wf.get_input_value("LoRA").set_value(identifier)
+    return wf
+
+
+@pytest.mark.server
+@pytest.mark.slow
+async def test_a_model_deleted_during_the_run_stops_that_server_and_reports_its_failures(
+    pair: Pair, tmp_path: Path
+) -> None:
+    a, b = install_both(pair, write_lora(tmp_path / "gone_midrun.safetensors", alpha=64.0))
+    wf = loader_workflow(pair, a.to_identifier(), tmp_path)
+    out = tmp_path / "out"
+    count = 150
+    run = BatchRun(pair.clients, wf, Sweep().axis("Width", list(range(16, 16 + count))), out)
+    deleted: list[int] = []
+
+    def delete_on_b(p: Progress) -> None:
+        if p.done >= 4 and not deleted:
+            deleted.append(max(item_ids(pair, pair.urls[1]), default=0))
+            # (while B is busy the route may answer 500 after removing the record)
+            httpx.delete(f"{pair.urls[1]}/api/v2/models/i/{b.key}", timeout=30)
+
+    run.on_progress = delete_on_b
+    result = await run.arun()
+    assert deleted and pair.clients[1].dnn_model_repo.get_model_by_key(b.key) is None
+    assert result.completed + result.failed == count and result.images == result.completed
+    rows = read_manifest(out)
+    assert sorted(r["run_index"] for r in rows) == list(range(count))
+    failed = [r for r in rows if r["status"] == "failed"]
+    for r in failed:  # reported with the server's error
+        assert r["server"] == pair.urls[1] and b.key in (r["error_message"] or ""), r
+    for r in rows:
+        if r["status"] == "completed":
+            sent = pair.sent_lora(r["server"], r["item_id"])
+            assert sent["key"] == {pair.urls[0]: a.key, pair.urls[1]: b.key}[r["server"]]
+    # B stopped getting parts once its items failed: its last items are in at most the
+    # parts it had in flight (one enqueue each), none of them completed
+    late = [i for i in pair.queue_items(pair.urls[1]) if int(i["item_id"]) > deleted[0]]
+    assert failed and {i["status"] for i in late} <= {"failed", "canceled"}
+    assert len({i["batch_id"] for i in late if i["status"] == "failed"}) <= 3, late
+    ledger = Ledger.open(out)
+    assert ledger.get_meta("models")[pair.urls[1]] is None
+    ledger.close()
+
+    # resume: failed runs stay failed (not retried), nothing is sent anywhere
+    before = [item_ids(pair, u) for u in pair.urls]
+    again = await aresume(out)
+    assert (again.completed, again.failed) == (result.completed, result.failed), again
+    assert [item_ids(pair, u) for u in pair.urls] == before

@@ -28,7 +28,8 @@ is logged); when no server has them,
 :class:`~invokeai_py_client.exceptions.ModelSyncError` is raised before anything is sent.
 ``resume`` first checks each recorded mapping (its models looked up by key): a server whose
 model was deleted since is resolved again, and the runs its parts had not finished go to
-the servers that have the model.
+the servers that have the model. During a run, when a server's items fail and a model it
+was sent turns out deleted there, it gets no more parts (the failed items stay reported).
 
 Example::
 
@@ -91,6 +92,7 @@ class _Server:
     failing_since: float | None = None
     uploads: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] | None = None  # None: not resolved (yet) / unusable
+    lost_model: bool = False  # a model it was sent was deleted during the run
     throughput: Throughput = field(default_factory=Throughput)
     foreign: int = 0  # other items pending / running on its queue (last reading)
     depth_at: float = -1e9  # when that was read (monotonic)
@@ -343,7 +345,11 @@ class MultiRun:
             # cancel of this task arriving meanwhile
             await asyncio.gather(*monitors, *workers, return_exceptions=True)
         if self.todo and not self.cancel_event.is_set():
-            raise RunError(f"every server stopped answering; {len(self.todo)} runs were not made")
+            lost = [s.url for s in self.servers if s.lost_model]
+            why = f" or lost a model input ({', '.join(lost)})" if lost else ""
+            raise RunError(
+                f"every server stopped answering{why}; {len(self.todo)} runs were not made"
+            )
 
     def _busy(self) -> bool:
         return bool(self.todo) or any(p.state == "running" for p in self.parts)
@@ -513,10 +519,18 @@ class MultiRun:
         )
         part.engine = engine
         task = asyncio.create_task(engine.run())
+        seen_failed = engine.counts()["failed"]
         while not task.done():
             await asyncio.wait({task}, timeout=0.5)
             if self.cancel_event.is_set():
                 engine.cancel_event.set()
+            failed = engine.counts()["failed"]
+            if failed > seen_failed:  # (also when the part just ended)
+                seen_failed = failed
+                await self._check_model(server)
+            if server.lost_model:
+                await self._drop_part(part, engine, task)
+                return
             if server.dead and not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)  # (keeps our own cancel)
@@ -534,6 +548,40 @@ class MultiRun:
         if not self.cancel_event.is_set():
             part.state = "done"
             self._save_parts()
+
+    async def _check_model(self, server: _Server) -> None:
+        """Items of the server failed: whether a model its mapping sends was deleted there.
+
+        If so the server gets no more parts (its mapping recorded ``None``); its items that
+        failed stay failed, with the server's error, in the manifest.
+        """
+        if server.models is None or server.lost_model:
+            return
+        stale = await stale_mappings([server.client], {server.url: server.models})
+        if server.url not in stale or server.lost_model:
+            return
+        log.warning(
+            "server %s: %s; it gets no more parts, its unfinished runs go to the others",
+            server.url,
+            stale[server.url],
+        )
+        server.lost_model = True
+        self._set_models({server.url: None})
+
+    async def _drop_part(self, part: _Part, engine: Engine, task: asyncio.Task[None]) -> None:
+        """Stop a part of a server that lost a model; its unfinished runs go to the others."""
+        engine.cancel_event.set()
+        await asyncio.gather(task, return_exceptions=True)  # (keeps our own cancel)
+        try:
+            if not self.leave_running:  # its items there would fail: cancel them
+                await engine.cancel_on_server()
+            await engine._reconcile()
+            while engine.need_full:  # the server's errors, images of completed items
+                await engine._fetch_full()
+            await engine.finish_downloads()
+        except InvokeAIError as exc:
+            log.info("stopping part %d: %s", part.number, exc)
+        self._give_back(part, self._unfinished(part, engine))
 
     def _unfinished(self, part: _Part, engine: Engine) -> list[int]:
         left = []
