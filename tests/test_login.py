@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _cli_helpers import run_ivk
 from invokeai_py_client import AuthenticationError, InvokeAIClient
 from invokeai_py_client.exceptions import InvokeAIError
 from invokeai_py_client.local_server import LocalServer
@@ -186,25 +184,9 @@ def test_alogin_under_asyncio(mu_server: LocalServer, server: LocalServer) -> No
 # --------------------------------------------------------------------------- ivk login
 
 
-def _ivk(*args: str, password: str | None = None, stdin: str | None = None) -> Any:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("INVOKEAI_URL", "INVOKEAI_API_KEY", "INVOKEAI_PASSWORD")
-    }
-    env.update({"COLUMNS": "200", "NO_COLOR": "1"})
-    if password is not None:
-        env["INVOKEAI_PASSWORD"] = password
-    return subprocess.run(
-        [sys.executable, "-m", "invokeai_py_client.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin if stdin is not None else "",
-        timeout=120,
-        check=False,
-        start_new_session=True,  # no controlling terminal: a password prompt reads stdin
-    )
+def _ivk(*args: str, password: str | None = None, stdin: str = "") -> Any:
+    env = {"INVOKEAI_PASSWORD": password} if password is not None else None
+    return run_ivk(*args, env=env, stdin=stdin, timeout=120)
 
 
 def test_ivk_login_prints_a_usable_token(mu_server: LocalServer) -> None:

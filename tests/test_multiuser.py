@@ -15,10 +15,7 @@ import contextlib
 import io
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +25,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from _cli_helpers import run_ivk
 from invokeai_py_client import InvokeAIClient
 from invokeai_py_client._http import AsyncHttpTransport
 from invokeai_py_client.exceptions import AuthenticationError, InvokeAIError, JobFailedError
@@ -63,19 +61,8 @@ def _png(size: tuple[int, int] = (16, 16)) -> bytes:
 
 
 def _ivk(*args: str, key_env: str | None = None, cwd: Path | None = None) -> Any:
-    env = {k: v for k, v in os.environ.items() if k not in ("INVOKEAI_URL", "INVOKEAI_API_KEY")}
-    env.update({"COLUMNS": "200", "NO_COLOR": "1"})
-    if key_env is not None:
-        env["INVOKEAI_API_KEY"] = key_env
-    return subprocess.run(
-        [sys.executable, "-m", "invokeai_py_client.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=180,
-        check=False,
-    )
+    env = {"INVOKEAI_API_KEY": key_env} if key_env is not None else None
+    return run_ivk(*args, env=env, cwd=cwd)
 
 
 # --------------------------------------------------------------------------- the server

@@ -1,0 +1,38 @@
+"""Running the real ``ivk`` in a subprocess, for the tests that need a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+#: what ivk reads from the environment: dropped so the caller's shell cannot leak into a test
+IVK_ENV = ("INVOKEAI_URL", "INVOKEAI_API_KEY", "INVOKEAI_PASSWORD")
+
+
+def run_ivk(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str = "",
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m invokeai_py_client.cli ARGS`` with ``env`` on top of a cleaned environment.
+
+    Wide, colourless output; no controlling terminal (a password prompt reads ``stdin``).
+    """
+    full = {k: v for k, v in os.environ.items() if k not in IVK_ENV}
+    full.update({"COLUMNS": "200", "NO_COLOR": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "invokeai_py_client.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        input=stdin,
+        timeout=timeout,
+        check=False,
+        start_new_session=True,
+    )
