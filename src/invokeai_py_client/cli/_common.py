@@ -12,13 +12,14 @@ Conventions (docs/cli.md):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from .. import _tokens
 from ..exceptions import (
     AmbiguousInputError,
     APIError,
@@ -189,11 +191,32 @@ def set_api_key(key: str) -> None:
     os.environ[API_KEY_ENV] = key
 
 
-def make_client(url: str, *, timeout: float = 30.0) -> InvokeAIClient:
-    """A client for ``url`` with ``INVOKEAI_API_KEY`` / ``--api-key`` (never printed) if set."""
+class _TokenWarning(logging.Handler):
+    """The token store's warnings (an unreadable file) as one ``ivk: warning:`` line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stderr.print(f"ivk: warning: {record.getMessage()}", markup=False)
+
+
+_tokens_log = logging.getLogger(_tokens.__name__)
+_tokens_log.addHandler(_TokenWarning(logging.WARNING))
+_tokens_log.propagate = False
+
+
+def api_key_for(url: str) -> str | None:
+    """The token ``ivk`` uses for ``url``: ``--api-key`` / ``INVOKEAI_API_KEY`` (for every
+    server), else the one ``ivk login`` saved for that server, else None."""
+    return os.environ.get(API_KEY_ENV) or _tokens.get(url)
+
+
+def make_client(url: str, *, timeout: float = 30.0, token: bool = True) -> InvokeAIClient:
+    """A client for ``url`` with its token (:func:`api_key_for`, never printed), if any.
+
+    ``token=False``: a client without one (``ivk login`` gets its own).
+    """
     from ..client import InvokeAIClient
 
-    key = os.environ.get(API_KEY_ENV) or None
+    key = api_key_for(url) if token else None
     try:
         return InvokeAIClient.from_url(url, api_key=key, timeout=timeout)
     except InvokeAIError as exc:
@@ -201,9 +224,14 @@ def make_client(url: str, *, timeout: float = 30.0) -> InvokeAIClient:
 
 
 @contextmanager
-def connected(url: str) -> Iterator[InvokeAIClient]:
-    """A client that has answered a health check (else a one-line connection error)."""
-    client = make_client(url)
+def connected(url: str, *, token: bool = True) -> Iterator[InvokeAIClient]:
+    """A client that has answered a health check (else a one-line connection error).
+
+    When its token came from the store and the server renewed it meanwhile, the renewed
+    one is saved back.
+    """
+    client = make_client(url, token=token)
+    saved = _tokens.get(url) if token and not os.environ.get(API_KEY_ENV) else None
     try:
         if not client.health_check():
             raise CliError(
@@ -214,7 +242,11 @@ def connected(url: str) -> Iterator[InvokeAIClient]:
             )
         yield client
     finally:
+        renewed = client.api_key
         client.close()
+        if saved and renewed and renewed != saved and _tokens.get(url) == saved:
+            with suppress(OSError, ValueError):
+                _tokens.put(client.server_url, renewed)
 
 
 # --------------------------------------------------------------------------- values

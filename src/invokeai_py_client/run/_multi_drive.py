@@ -98,8 +98,14 @@ async def aresume_multi(
     from invokeai_py_client.client import InvokeAIClient
 
     urls = [str(u) for u in ledger.get_meta("servers") or []]
+    from invokeai_py_client import _tokens
+
+    # INVOKEAI_API_KEY for every server, else each server's own saved token (ivk login)
     api_key = os.environ.get("INVOKEAI_API_KEY") or None
-    own = [InvokeAIClient.from_url(u, api_key=api_key) for u in urls[1 if client else 0 :]]
+    own = [
+        InvokeAIClient.from_url(u, api_key=api_key or _tokens.get(u))
+        for u in urls[1 if client else 0 :]
+    ]
     clients = ([client] if client is not None else []) + own
     try:
         plan = SweepPlan.from_dict(ledger.get_meta("plan"))

@@ -530,7 +530,9 @@ async def aresume(
     partial on disk are downloaded again; runs never sent are sent; canceled items (a
     cancelled run, a server restart) are retried. ``retry_failed`` also asks the server to
     retry the failed items (``retry_items_by_id``). ``client`` defaults to
-    the server URL recorded in the ledger.
+    the server URL recorded in the ledger (every recorded server, for a run spread over
+    several), with the ``INVOKEAI_API_KEY`` token if set, else the server's own token saved
+    by ``ivk login``, else none.
     """
     out = Path(out_dir)
     ledger = Ledger.open(out)
@@ -540,11 +542,13 @@ async def aresume(
         return await aresume_multi(out, ledger, client, concurrency, on_progress)
     own_client = client is None
     if client is None:
+        from invokeai_py_client import _tokens
         from invokeai_py_client.client import InvokeAIClient
 
-        client = InvokeAIClient.from_url(
-            str(ledger.get_meta("server")), api_key=os.environ.get("INVOKEAI_API_KEY") or None
-        )
+        url = str(ledger.get_meta("server"))
+        # INVOKEAI_API_KEY, else the server's saved token (ivk login), else none
+        key = os.environ.get("INVOKEAI_API_KEY") or _tokens.get(url)
+        client = InvokeAIClient.from_url(url, api_key=key)
     try:
         plan = SweepPlan.from_dict(ledger.get_meta("plan"))
         plan = await _upload_images(client, ledger, plan)
