@@ -184,18 +184,27 @@ def test_alogin_under_asyncio(mu_server: LocalServer, server: LocalServer) -> No
 # --------------------------------------------------------------------------- ivk login
 
 
-def _ivk(*args: str, password: str | None = None, stdin: str = "") -> Any:
-    env = {"INVOKEAI_PASSWORD": password} if password is not None else None
+def _ivk(
+    *args: str, password: str | None = None, stdin: str = "", config: Path | None = None
+) -> Any:
+    env = {"INVOKEAI_PASSWORD": password} if password is not None else {}
+    if config is not None:
+        env["IVK_CONFIG_DIR"] = str(config)
     return run_ivk(*args, env=env, stdin=stdin, timeout=120)
 
 
-def test_ivk_login_prints_a_usable_token(mu_server: LocalServer) -> None:
+def test_ivk_login_prints_a_usable_token(mu_server: LocalServer, tmp_path: Path) -> None:
     email, password = _new_user(mu_server)
-    done = _ivk("login", "--server", mu_server.url, "--email", email, password=password)
+    config = tmp_path / "config"
+    done = _ivk(
+        "login", "--print-token", "--server", mu_server.url, "--email", email,
+        password=password, config=config,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     assert done.stdout == token + "\n"  # the token and nothing else: $(ivk login ...)
     assert password not in done.stdout + done.stderr
+    assert not (config / "tokens.json").exists()  # printed, not saved
     with InvokeAIClient.from_url(mu_server.url, api_key=token) as c:
         assert c.board_repo.list_boards() is not None
     boards = _ivk("--api-key", token, "boards", "list", "--server", mu_server.url, "--json")
@@ -203,8 +212,9 @@ def test_ivk_login_prints_a_usable_token(mu_server: LocalServer) -> None:
     assert json.loads(boards.stdout.strip().splitlines()[-1])["ok"] is True
 
     remembered = _ivk(
-        "login", "--server", mu_server.url, "--email", email, "--remember-me", password=password
-    )
+        "login", "--server", mu_server.url, "--email", email, "--remember-me", "--print-token",
+        password=password, config=config,
+    )  # fmt: skip
     assert remembered.returncode == 0, remembered.stderr
     assert remembered.stdout.strip() and remembered.stdout.strip() != token
 
