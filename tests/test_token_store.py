@@ -184,6 +184,11 @@ def test_login_saves_then_commands_need_no_key_then_logout(
     assert run.returncode == 0, run.stderr
     assert len(list((out / "images").glob("*.png"))) == 2
     assert token not in status.stdout + status.stderr + run.stdout + run.stderr
+    # the run's enqueue renewed the token (X-Refreshed-Token): the renewed one was saved back
+    renewed = _saved(config)[_tokens.server_key(mu_server.url)]
+    assert renewed != token and renewed not in run.stdout + run.stderr
+    with InvokeAIClient.from_url(mu_server.url, api_key=renewed) as c:
+        assert c.queue.queue_status()
 
     bye = _ivk("logout", "--server", mu_server.url, config=config)
     assert bye.returncode == 0, bye.stderr
