@@ -9,6 +9,8 @@ and mark themselves ``slow``.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,10 @@ from invokeai_py_client.local_server import LocalServer
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 EXAMPLES = REPO / "examples" / "workflows"
+
+# ivk's saved tokens (``ivk login``): the whole session, and every ivk it starts, gets an empty
+# store of its own, so a developer's ~/.config never leaks into a test and no test writes there
+os.environ["IVK_CONFIG_DIR"] = tempfile.mkdtemp(prefix="ivk-test-config-")
 
 
 @pytest.fixture(scope="session")
