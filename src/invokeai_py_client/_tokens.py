@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Overrides where the token file lives (tests, several profiles).
 CONFIG_DIR_ENV = "IVK_CONFIG_DIR"
+#: A token for every server (``ivk --api-key`` sets it); it wins over the saved ones.
+API_KEY_ENV = "INVOKEAI_API_KEY"
 FILE_NAME = "tokens.json"
 _API_SUFFIXES = ("/api/v1", "/api/v2")
 
@@ -139,6 +141,12 @@ def get(url: str) -> str | None:
     except ValueError:
         return None
     return _load(store_path()).get(key)
+
+
+def token_for(url: str) -> str | None:
+    """The token to use for ``url``: ``$INVOKEAI_API_KEY`` (for every server), else the one
+    saved for that server (``ivk login``), else None."""
+    return os.environ.get(API_KEY_ENV) or get(url)
 
 
 def put(url: str, token: str) -> Path:

@@ -179,7 +179,7 @@ def server_urls(given: list[str] | None) -> list[str]:
 
 
 #: Where ``ivk`` (and the run / resume code it calls) finds a multi-user server's token.
-API_KEY_ENV = "INVOKEAI_API_KEY"
+API_KEY_ENV = _tokens.API_KEY_ENV
 
 
 def set_api_key(key: str) -> None:
@@ -206,7 +206,7 @@ _tokens_log.propagate = False
 def api_key_for(url: str) -> str | None:
     """The token ``ivk`` uses for ``url``: ``--api-key`` / ``INVOKEAI_API_KEY`` (for every
     server), else the one ``ivk login`` saved for that server, else None."""
-    return os.environ.get(API_KEY_ENV) or _tokens.get(url)
+    return _tokens.token_for(url)
 
 
 def make_client(url: str, *, timeout: float = 30.0, token: bool = True) -> InvokeAIClient:

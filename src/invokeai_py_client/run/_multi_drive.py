@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,10 +100,8 @@ async def aresume_multi(
     from invokeai_py_client import _tokens
 
     # INVOKEAI_API_KEY for every server, else each server's own saved token (ivk login)
-    api_key = os.environ.get("INVOKEAI_API_KEY") or None
     own = [
-        InvokeAIClient.from_url(u, api_key=api_key or _tokens.get(u))
-        for u in urls[1 if client else 0 :]
+        InvokeAIClient.from_url(u, api_key=_tokens.token_for(u)) for u in urls[1 if client else 0 :]
     ]
     clients = ([client] if client is not None else []) + own
     try:

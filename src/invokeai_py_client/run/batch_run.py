@@ -546,9 +546,7 @@ async def aresume(
         from invokeai_py_client.client import InvokeAIClient
 
         url = str(ledger.get_meta("server"))
-        # INVOKEAI_API_KEY, else the server's saved token (ivk login), else none
-        key = os.environ.get("INVOKEAI_API_KEY") or _tokens.get(url)
-        client = InvokeAIClient.from_url(url, api_key=key)
+        client = InvokeAIClient.from_url(url, api_key=_tokens.token_for(url))
     try:
         plan = SweepPlan.from_dict(ledger.get_meta("plan"))
         plan = await _upload_images(client, ledger, plan)
