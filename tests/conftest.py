@@ -31,24 +31,16 @@ os.environ["IVK_CONFIG_DIR"] = tempfile.mkdtemp(prefix="ivk-test-config-")
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """One real InvokeAI server on loopback for the session."""
-    root = tmp_path_factory.mktemp("invokeai-root")
-    srv = LocalServer(root, fast=True)
-    srv.start()
-    try:
+    with LocalServer(tmp_path_factory.mktemp("invokeai-root"), fast=True) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="session")
 def mu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """One real multi-user InvokeAI on loopback, shared by the tests that ask for it."""
-    srv = LocalServer(tmp_path_factory.mktemp("invokeai-multiuser"), fast=True, multiuser=True)
-    srv.start()
-    try:
+    root = tmp_path_factory.mktemp("invokeai-multiuser")
+    with LocalServer(root, fast=True, multiuser=True) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -261,12 +261,9 @@ def test_a_corrupt_store_is_one_line_and_api_key_still_works(
 @pytest.fixture(scope="module")
 def mu_server_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """A second multi-user server, with users of its own."""
-    srv = LocalServer(tmp_path_factory.mktemp("invokeai-multiuser-b"), fast=True, multiuser=True)
-    srv.start()
-    try:
+    root = tmp_path_factory.mktemp("invokeai-multiuser-b")
+    with LocalServer(root, fast=True, multiuser=True) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.mark.server
